@@ -1,0 +1,709 @@
+# Soft Diffusion Actor-Critic (SDAC), single file. Paper: Ma et al., "Soft Diffusion Actor-Critic:
+# Efficient Online Reinforcement Learning for Diffusion Policy". Docs: README.md of this repository.
+# A diffusion policy eps_theta(a_t, s, t) trained by reverse sampling score matching (RSSM, eqs. 16-17)
+# from the Q-function alone: no samples from the target policy, no backpropagation through the chain.
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Literal, NamedTuple, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU"""
+    save_model: bool = False
+    """save the final weights to `runs/{run_name}/{exp_name}.sdac_model`"""
+    checkpoint_interval: int = 0
+    """write the full training state every this many env steps (0: never); a crash loses at most this many"""
+    checkpoint_buffer: bool = False
+    """also put the replay buffer in checkpoints (large: up to buffer_size transitions)"""
+    resume: Optional[str] = None
+    """path of a checkpoint to continue from; pass the same hyperparameters as the run that wrote it"""
+
+    # Environment and data (Algorithm 1 lines 2-4)
+    env_id: str = "Ant-v4"
+    """the id of the environment (a gymnasium env with a bounded Box action space)"""
+    total_timesteps: int = 1_000_000
+    """total environment steps, summed over the parallel envs"""
+    num_envs: int = 5
+    """parallel envs; one iteration = one vector step + `gradient_steps` updates (official: 5 envs, 1 update)"""
+    gradient_steps: int = 1
+    """gradient steps per iteration (update-to-data ratio = gradient_steps / num_envs)"""
+    buffer_size: int = 1_000_000
+    """the replay memory buffer size"""
+    learning_starts: int = 30_000
+    """env steps of uniform random actions before learning starts"""
+    batch_size: int = 256
+    """the batch size of samples from the replay memory"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    reward_scale: float = 0.2
+    """rewards are multiplied by this in the critic target (official code: 0.2)"""
+
+    # Critic (soft policy evaluation, Algorithm 1 lines 6-7)
+    q_lr: float = 3e-4
+    """the learning rate of the twin critics"""
+    tau: float = 0.005
+    """target critic and EMA policy smoothing coefficient"""
+    target_network_frequency: int = 2
+    """iterations between target critic updates (official code: with every policy update)"""
+    entropy_in_target: bool = False
+    """paper eq. 2: add lambda * H to the target, H the entropy proxy of the exploration noise (official code: off)"""
+
+    # Diffusion policy
+    diffusion_steps: int = 20
+    """T, the number of diffusion steps"""
+    beta_schedule: Literal["cosine", "linear", "vp"] = "cosine"
+    """noise schedule: cosine (paper), linear (official code: 0.8 * linspace(1e-4, 0.999, T)), vp"""
+    linear_beta_scale: float = 0.8
+    """scale of the linear schedule's betas"""
+    x_T_scale: float = 0.5
+    """std of x_T at the start of reverse sampling (official code: 0.5; paper: 1.0)"""
+    num_candidates: int = 32
+    """N: actions sampled per state when acting and in the target; the best by min(Q1, Q2) is kept (1: no best-of-N)"""
+    num_reverse_samples: int = 64
+    """K: reverse samples a0_tilde per a_t in the RSSM loss (eq. 17)"""
+    weight_normalization: Literal["softmax", "batch"] = "softmax"
+    """RSSM weights exp(Q/lambda): softmax over the K copies of each a_t (official code) or Q normalised by its batch mean/std (paper 4.1)"""
+    policy_lr: float = 3e-4
+    """the learning rate of the noise network"""
+    policy_lr_end: float = 3e-5
+    """with anneal_lr, the policy learning rate at the last step"""
+    anneal_lr: bool = True
+    """anneal the policy learning rate linearly from policy_lr to policy_lr_end"""
+    policy_frequency: int = 2
+    """iterations between policy (RSSM) updates (delayed update)"""
+    ema: bool = True
+    """act and evaluate with an EMA copy of the noise network (official code); else with the online one"""
+
+    # Entropy coefficient lambda (Algorithm 1 line 13)
+    lambda_init: float = 5.0
+    """initial lambda (official code's scale)"""
+    lambda_tuning: Literal["entropy", "linear", "fixed"] = "entropy"
+    """entropy: Adam on log lambda so the exploration-noise entropy tracks -target_entropy_scale * d (official code); linear: lambda <- lambda - lambda_lr * (lambda - lambda_target) (paper); fixed"""
+    lambda_lr: float = 7e-3
+    """learning rate of lambda tuning"""
+    lambda_update_interval: int = 250
+    """iterations between lambda updates"""
+    target_entropy_scale: float = 0.9
+    """entropy tuning target: H = -target_entropy_scale * action_dim"""
+    lambda_target: float = 1.0
+    """the lambda that `--lambda-tuning linear` pulls towards"""
+    exploration_noise: float = 0.1
+    """std of the Gaussian noise added to actions = exploration_noise * lambda"""
+
+    # Logging and evaluation
+    log_interval: int = 500
+    """env steps between loss logs (and the non-finite check, the only host sync of the training step)"""
+    eval_interval: int = 125_000
+    """env steps between evaluations (paper: every 25k iterations); 0: only at the end"""
+    eval_episodes: int = 20
+    """evaluation episodes, run at once in parallel envs (noise-free, EMA policy, best-of-N)"""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Environment
+
+
+class SdacError(Exception):
+    """An error in the user's input: printed as one line, without a traceback."""
+
+
+def make_env(env_id: str):
+    def thunk():
+        return gym.make(env_id)
+
+    return thunk
+
+
+def make_vector_env(env_fns) -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: when an episode ends, `next_obs` is already the reset observation and the true
+    # final observation is in infos["final_obs"]; every vector step then yields num_envs real transitions.
+    envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def check_env_id(env_id: str) -> None:
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        hint = " (Pusher-v4 needs mujoco < 3; use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        raise SdacError(f"unknown env id {env_id!r}: {e}{hint}") from None
+
+
+def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+    """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
+    if not isinstance(space, gym.spaces.Box):
+        raise SdacError(f"SDAC needs a continuous (Box) action space, got {space}")
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        raise SdacError(f"SDAC needs a bounded Box action space with finite low < high, got {space}")
+    return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
+
+
+def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The true s' of each sub-env: the final observation where an episode just ended (SAME_STEP mode)."""
+    real_next_obs = next_obs.copy()
+    if "_final_obs" in infos:
+        for i in np.flatnonzero(infos["_final_obs"]):
+            real_next_obs[i] = infos["final_obs"][i]
+    return real_next_obs
+
+
+def finished_episodes(infos: dict) -> list[tuple[float, int]]:
+    """(return, length) of every episode that ended on this step, in any sub-env."""
+    if "_episode" not in infos:
+        return []
+    ep = infos["episode"]
+    return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
+
+
+def validate_args(args: Args) -> None:
+    must_be_positive = [
+        "total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size", "diffusion_steps",
+        "num_candidates", "num_reverse_samples", "policy_frequency", "target_network_frequency",
+        "lambda_update_interval", "log_interval", "eval_episodes",
+    ]  # fmt: skip
+    for name in must_be_positive:
+        if getattr(args, name) < 1:
+            raise SdacError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "exploration_noise"]:
+        if getattr(args, name) < 0:
+            raise SdacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    for name in ["q_lr", "policy_lr", "lambda_init", "x_T_scale", "linear_beta_scale", "reward_scale"]:
+        if not getattr(args, name) > 0:
+            raise SdacError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    if args.policy_lr_end < 0 or args.lambda_lr < 0 or args.lambda_target <= 0:
+        raise SdacError("--policy-lr-end and --lambda-lr must be >= 0 and --lambda-target > 0")
+    if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
+        raise SdacError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
+    if args.beta_schedule == "linear" and args.linear_beta_scale * 0.999 >= 1:
+        raise SdacError("--linear-beta-scale must be < 1/0.999 so that every beta_t < 1")
+    if args.batch_size > args.buffer_size:
+        raise SdacError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise SdacError(f"checkpoint not found: {args.resume}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Noise schedules: beta_t, alpha_t = 1 - beta_t, abar_t = prod_{l<=t} alpha_l, for t = 1..T
+# (tensors are indexed by i = t - 1)
+
+
+class Schedule(NamedTuple):
+    betas: torch.Tensor
+    alphas: torch.Tensor
+    abar: torch.Tensor  # abar_t
+    abar_prev: torch.Tensor  # abar_{t-1}, with abar_0 = 1
+    posterior_mean_coef1: torch.Tensor  # coefficient of x0 in the mean of q(x_{t-1} | x_t, x0)
+    posterior_mean_coef2: torch.Tensor  # coefficient of x_t
+    posterior_var: torch.Tensor  # variance of q(x_{t-1} | x_t, x0)
+
+
+def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu") -> Schedule:
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    if kind == "cosine":  # Nichol & Dhariwal: abar_t = f(t) / f(0)
+        s = 0.008
+        f = lambda u: torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+        betas = (1 - f(t) / f(t - 1)).clamp(max=0.999)
+    elif kind == "linear":  # official code
+        betas = linear_beta_scale * torch.linspace(1e-4, 0.999, T, dtype=torch.float64)
+    elif kind == "vp":  # discretised variance-preserving SDE, b_min = 0.1, b_max = 10
+        b_min, b_max = 0.1, 10.0
+        betas = 1 - torch.exp(-b_min / T - (b_max - b_min) * (2 * t - 1) / (2 * T**2))
+    else:
+        raise SdacError(f"unknown beta schedule {kind!r}")
+    alphas = 1 - betas
+    abar = torch.cumprod(alphas, 0)
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    sched = Schedule(
+        betas,
+        alphas,
+        abar,
+        abar_prev,
+        betas * abar_prev.sqrt() / (1 - abar),
+        (1 - abar_prev) * alphas.sqrt() / (1 - abar),
+        betas * (1 - abar_prev) / (1 - abar),
+    )
+    return Schedule(*(x.float().to(device) for x in sched))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Networks: eps_theta(a_t, s, t) = MLP(concat[s, a_t, emb(t)]) and twin critics, 3 x 256 with mish
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 256, layers: int = 3) -> nn.Sequential:
+    mods, d = [], in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.Mish()]
+        d = hidden
+    return nn.Sequential(*mods, nn.Linear(d, out_dim))
+
+
+class TimeEmbedding(nn.Module):
+    """16-dim sinusoidal features of the step index -> Linear(32) -> mish -> Linear(16)."""
+
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        half = dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10000) * torch.arange(half) / (half - 1)))
+        self.net = nn.Sequential(nn.Linear(dim, 2 * dim), nn.Mish(), nn.Linear(2 * dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        x = t.float()[:, None] * self.freqs
+        return self.net(torch.cat([x.sin(), x.cos()], -1))
+
+
+class NoiseNetwork(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.act_dim = act_dim
+        self.time_emb = TimeEmbedding(16)
+        self.net = mlp(obs_dim + act_dim + 16, act_dim)
+
+    def forward(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, a_t, self.time_emb(t)], -1))
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.net = mlp(obs_dim + act_dim, 1)
+
+    def forward(self, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, a], -1)).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reverse diffusion (eq. 6, DDPM form) and acting with best-of-N
+
+
+@torch.no_grad()
+def reverse_diffusion(eps_fn: Callable, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
+    """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1]."""
+    B, T = obs.shape[0], sched.betas.shape[0]
+    x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
+    for i in reversed(range(T)):
+        eps = eps_fn(obs, x, torch.full((B,), i, device=obs.device))
+        x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-1, 1)
+        x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
+        if i > 0:  # no noise at the last step
+            x = x + sched.posterior_var[i].sqrt() * torch.randn_like(x)
+    return x.clamp(-1, 1)
+
+
+def min_q(qf1: nn.Module, qf2: nn.Module, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return torch.min(qf1(obs, a), qf2(obs, a))
+
+
+@torch.no_grad()
+def sample_actions(actor, qf1, qf2, obs, sched, args: Args, noise_std: torch.Tensor | float):
+    """Best of N reverse-diffusion samples by min(Q1, Q2), plus N(0, noise_std^2) exploration noise."""
+    B, N, act_dim = obs.shape[0], args.num_candidates, actor.act_dim
+    obs_rep = obs.repeat_interleave(N, 0)  # [B*N, obs_dim]
+    cand = reverse_diffusion(actor, obs_rep, sched, act_dim, args.x_T_scale)
+    if N > 1:
+        best = min_q(qf1, qf2, obs_rep, cand).view(B, N).argmax(1)
+        cand = cand.view(B, N, act_dim)[torch.arange(B, device=obs.device), best]
+    return (cand + noise_std * torch.randn_like(cand)).clamp(-1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reverse sampling score matching (Theorem 3.2, eqs. 16-17)
+
+
+def reverse_sample(a_t: torch.Tensor, abar_t: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 17: K draws a0_tilde = a_t / sqrt(abar_t) - sqrt((1 - abar_t) / abar_t) eps per row of a_t.
+    Returns a0_tilde and eps, both [B*K, d], rows of one a_t adjacent; abar_t is [B, 1]."""
+    a_t, abar_t = a_t.repeat_interleave(K, 0), abar_t.repeat_interleave(K, 0)
+    eps = torch.randn_like(a_t)
+    return a_t / abar_t.sqrt() - ((1 - abar_t) / abar_t).sqrt() * eps, eps
+
+
+def rssm_loss(eps_fn, obs, a_t, t_idx, sched, energy_fn, lam, K: int, normalization: str = "softmax"):
+    """Eq. 16 in noise form: mean_{s, a_t} sum_k w_k || eps_theta(a_t, s, t) - eps_k ||^2, with
+    w_k proportional to exp(Q(s, a0_tilde_k) / lambda). The score target -eps / sqrt(1 - abar_t) is the
+    gradient of log q~(a0_tilde | a_t); the (1 - abar_t) weighting of DSM (eq. 5) turns it into eps.
+    No gradient flows into the energy or through the sampling of a_t."""
+    B = a_t.shape[0]
+    a0_tilde, eps = reverse_sample(a_t, sched.abar[t_idx][:, None], K)
+    obs_rep = obs.repeat_interleave(K, 0)
+    with torch.no_grad():
+        q = energy_fn(obs_rep, a0_tilde).view(B, K)
+        if normalization == "softmax":  # per a_t over its K copies: bounded, same minimiser per a_t
+            w = torch.softmax(q / lam, dim=1)
+        else:  # paper 4.1: Q normalised by batch mean and std; std folds into lambda
+            w = torch.exp((q - q.mean()) / (q.std() + 1e-6) / lam) / K
+        ess = (w.sum(1) ** 2 / (w**2).sum(1)).mean()  # effective sample size among the K copies
+    pred = eps_fn(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat_interleave(K, 0))
+    sq_err = ((pred - eps) ** 2).sum(-1).view(B, K)
+    return (w * sq_err).sum(1).mean(), ess, q
+
+
+def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: float) -> torch.Tensor:
+    """Entropy proxy of the policy: that of the Gaussian exploration noise, d/2 log(2 pi e sigma^2)."""
+    sigma = exploration_noise * lam
+    return 0.5 * act_dim * torch.log(2 * math.pi * math.e * sigma**2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Replay buffer on the training device
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminations: torch.Tensor
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
+        self.data = Batch(
+            torch.zeros(capacity, obs_dim, device=device),
+            torch.zeros(capacity, act_dim, device=device),
+            torch.zeros(capacity, device=device),
+            torch.zeros(capacity, obs_dim, device=device),
+            torch.zeros(capacity, device=device),
+        )
+
+    def add(self, obs, actions, rewards, next_obs, terminations) -> None:
+        """One vector step: done = terminated only, so truncated episodes bootstrap from the true s'."""
+        n = len(obs)
+        idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
+        for buf, x in zip(self.data, (obs, actions, rewards, next_obs, terminations)):
+            buf[idx] = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        self.ptr, self.size = (self.ptr + n) % self.capacity, min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> Batch:
+        idx = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return Batch(*(buf[idx] for buf in self.data))
+
+    def state_dict(self) -> dict:
+        return {"ptr": self.ptr, "size": self.size, "data": [buf[: self.size].cpu() for buf in self.data]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ptr, self.size = state["ptr"], state["size"]
+        for buf, x in zip(self.data, state["data"]):
+            buf[: self.size] = x.to(self.device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints: written atomically (temp file, then rename)
+
+# hyperparameters that may change between a checkpoint and the run that resumes it
+RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
+                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic"}  # fmt: skip
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise SdacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sdac-checkpoint-v1":
+        raise SdacError(f"{path} is not an SDAC checkpoint (written by sdac_continuous_action.py)")
+    saved, now = ckpt["args"], asdict(args)
+    diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
+            for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
+    if diff:
+        raise SdacError(f"checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
+    if ckpt["global_step"] >= args.total_timesteps:
+        raise SdacError(f"checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps {args.total_timesteps}")
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation: noise-free, best-of-N, one episode per env, all envs at once
+
+
+@torch.no_grad()
+def evaluate(actor, qf1, qf2, eval_envs, sched, args: Args, scale, bias, device, seed: int):
+    obs, _ = eval_envs.reset(seed=seed)
+    n = eval_envs.num_envs
+    returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    while not done.all():
+        a = sample_actions(actor, qf1, qf2, torch.as_tensor(obs, dtype=torch.float32, device=device), sched, args, 0.0)
+        obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
+        returns += r * ~done
+        lengths += ~done
+        done |= term | trunc
+    return returns, lengths
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training loop (Algorithm 1)
+
+
+def train(args: Args) -> dict:
+    validate_args(args)
+    check_env_id(args.env_id)
+    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = f"runs/{run_name}"
+    ckpt_path = f"{run_dir}/checkpoint.pt"
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup
+    envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
+    scale, bias = action_scale_bias(envs.single_action_space)
+    if not isinstance(envs.single_observation_space, gym.spaces.Box) or len(envs.single_observation_space.shape) != 1:
+        raise SdacError(f"SDAC needs a flat Box observation space, got {envs.single_observation_space}")
+    eval_envs = make_vector_env([make_env(args.env_id) for _ in range(args.eval_episodes)])
+    obs_dim = envs.single_observation_space.shape[0]
+    act_dim = envs.single_action_space.shape[0]
+
+    actor = NoiseNetwork(obs_dim, act_dim).to(device)
+    actor_ema = NoiseNetwork(obs_dim, act_dim).to(device)
+    qf1, qf2 = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
+    qf1_target, qf2_target = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
+    actor_ema.load_state_dict(actor.state_dict())
+    qf1_target.load_state_dict(qf1.state_dict())
+    qf2_target.load_state_dict(qf2.state_dict())
+    q_optimizer = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.q_lr)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr)
+    log_lam = torch.tensor(math.log(args.lambda_init), device=device, requires_grad=True)
+    lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
+    target_entropy = -args.target_entropy_scale * act_dim
+    sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    acting_actor = actor_ema if args.ema else actor
+
+    global_step, iteration, num_updates, eval_history = 0, 0, 0, []
+    if ckpt:
+        for name, module in [("actor", actor), ("actor_ema", actor_ema), ("qf1", qf1), ("qf2", qf2),
+                             ("qf1_target", qf1_target), ("qf2_target", qf2_target), ("q_optimizer", q_optimizer),
+                             ("actor_optimizer", actor_optimizer), ("lam_optimizer", lam_optimizer)]:  # fmt: skip
+            module.load_state_dict(ckpt[name])
+        with torch.no_grad():
+            log_lam.copy_(ckpt["log_lam"])
+        global_step, iteration, num_updates = ckpt["global_step"], ckpt["iteration"], ckpt["num_updates"]
+        eval_history = ckpt["eval_history"]
+        random.setstate(ckpt["rng"]["python"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+        if ckpt.get("buffer") is not None:
+            rb.load_state_dict(ckpt["buffer"])
+        else:
+            print(f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions")
+        print(f"resumed {run_name} from {args.resume} at global step {global_step}")
+
+    os.makedirs(run_dir, exist_ok=True)
+    writer = SummaryWriter(run_dir, purge_step=global_step + 1 if ckpt else None)
+    if not ckpt:
+        writer.add_text(
+            "hyperparameters",
+            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+        )
+
+    def checkpoint_state() -> dict:
+        return {
+            "format": "sdac-checkpoint-v1", "args": asdict(args), "run_name": run_name,
+            "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
+            "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(), "qf1": qf1.state_dict(),
+            "qf2": qf2.state_dict(), "qf1_target": qf1_target.state_dict(), "qf2_target": qf2_target.state_dict(),
+            "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
+            "lam_optimizer": lam_optimizer.state_dict(), "log_lam": log_lam.detach().cpu(),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None},
+            "buffer": rb.state_dict() if args.checkpoint_buffer else None,
+        }  # fmt: skip
+
+    last_ckpt = args.resume
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)  # set on device, read at log time
+    metrics: dict[str, torch.Tensor] = {}
+    num_iterations = math.ceil(args.total_timesteps / args.num_envs)
+
+    def crossed(interval: int) -> bool:  # did global_step just pass a multiple of interval?
+        return interval > 0 and global_step // interval > (global_step - args.num_envs) // interval
+
+    def check_finite(step_range: str) -> None:
+        if bool(nonfinite):
+            raise SdacError(
+                f"non-finite loss {step_range}; training stopped before using it further. "
+                f"Last checkpoint: {last_ckpt or 'none (use --checkpoint-interval N)'}"
+            )
+
+    # start the game
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    start_time, start_step, last_check_step, eval_seconds = time.time(), global_step, global_step, 0.0
+    first_update_iteration, first_update_time = None, None
+    for iteration in range(iteration + 1, num_iterations + 1):
+        global_step += args.num_envs
+        lam = log_lam.detach().exp()
+
+        # action logic: uniform random during warm-up, then the (EMA) diffusion policy with best-of-N and noise
+        if global_step <= args.learning_starts:
+            actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
+        else:
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            actions = sample_actions(acting_actor, qf1, qf2, obs_t, sched, args, args.exploration_noise * lam)
+            actions = actions.cpu().numpy()
+            if not np.isfinite(actions).all():
+                nonfinite.fill_(True)
+                check_finite(f"(non-finite action) at global step {global_step}")
+
+        # step the envs and log every finished episode
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
+        for ep_return, ep_length in finished_episodes(infos):
+            print(f"global_step={global_step}, episodic_return={ep_return:.1f}")
+            writer.add_scalar("charts/episodic_return", ep_return, global_step)
+            writer.add_scalar("charts/episodic_length", ep_length, global_step)
+
+        # save data to the replay buffer: the true final observation; done = terminated (bootstrap through truncation)
+        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
+        obs = next_obs
+
+        # training
+        # (a run resumed without its buffer refills learning_starts transitions, acting with the policy)
+        if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
+            if first_update_iteration is None:  # time per training iteration is measured from here
+                first_update_iteration, first_update_time, eval_seconds = iteration, time.time(), 0.0
+            if args.anneal_lr:
+                frac = global_step / args.total_timesteps
+                actor_optimizer.param_groups[0]["lr"] = args.policy_lr + frac * (args.policy_lr_end - args.policy_lr)
+            for _ in range(args.gradient_steps):
+                num_updates += 1
+                data = rb.sample(args.batch_size)
+
+                # soft policy evaluation (Algorithm 1 lines 6-7): a' by reverse diffusion as when acting
+                with torch.no_grad():
+                    next_a = sample_actions(actor, qf1, qf2, data.next_obs, sched, args, args.exploration_noise * lam)
+                    next_q = min_q(qf1_target, qf2_target, data.next_obs, next_a)
+                    if args.entropy_in_target:
+                        next_q = next_q + lam * exploration_entropy(lam, act_dim, args.exploration_noise)
+                    next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
+                qf1_a_values, qf2_a_values = qf1(data.obs, data.actions), qf2(data.obs, data.actions)
+                assert qf1_a_values.shape == next_q_value.shape == (args.batch_size,)
+                qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
+                qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
+                qf_loss = qf1_loss + qf2_loss
+                q_optimizer.zero_grad()
+                qf_loss.backward()
+                q_optimizer.step()
+                nonfinite |= ~torch.isfinite(qf_loss)
+                metrics.update(qf1_values=qf1_a_values.mean(), qf2_values=qf2_a_values.mean(), qf1_loss=qf1_loss,
+                               qf2_loss=qf2_loss, qf_loss=qf_loss / 2, target_q=next_q.mean())  # fmt: skip
+
+                # soft policy improvement (lines 9-12): a_t from the noised current policy, RSSM loss
+                if num_updates % args.policy_frequency == 0:
+                    a0 = sample_actions(actor, qf1, qf2, data.obs, sched, args, args.exploration_noise * lam)
+                    t_idx = torch.randint(0, args.diffusion_steps, (args.batch_size,), device=device)
+                    abar = sched.abar[t_idx][:, None]
+                    a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
+                    energy = lambda s, a: min_q(qf1, qf2, s, a.clamp(-1, 1))  # noqa: E731
+                    actor_loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam,
+                                                       args.num_reverse_samples, args.weight_normalization)  # fmt: skip
+                    actor_optimizer.zero_grad()
+                    actor_loss.backward()
+                    actor_optimizer.step()
+                    nonfinite |= ~torch.isfinite(actor_loss)
+                    with torch.no_grad():
+                        for p, p_ema in zip(actor.parameters(), actor_ema.parameters()):
+                            p_ema.lerp_(p, args.tau)
+                    metrics.update(actor_loss=actor_loss, rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
+
+                if num_updates % args.target_network_frequency == 0:
+                    with torch.no_grad():
+                        for net, target in [(qf1, qf1_target), (qf2, qf2_target)]:
+                            for p, tp in zip(net.parameters(), target.parameters()):
+                                tp.lerp_(p, args.tau)
+
+                # lambda tuning (line 13)
+                if num_updates % args.lambda_update_interval == 0 and args.lambda_tuning != "fixed":
+                    if args.lambda_tuning == "entropy":
+                        entropy = exploration_entropy(log_lam.exp(), act_dim, args.exploration_noise)
+                        lam_loss = log_lam * (entropy - target_entropy).detach()
+                        lam_optimizer.zero_grad()
+                        lam_loss.backward()
+                        lam_optimizer.step()
+                    else:
+                        with torch.no_grad():
+                            new_lam = lam - args.lambda_lr * (lam - args.lambda_target)
+                            log_lam.copy_(new_lam.clamp(min=1e-6).log())
+
+            if crossed(args.log_interval):
+                check_finite(f"between global steps {last_check_step} and {global_step}")
+                last_check_step = global_step
+                for key, value in metrics.items():
+                    writer.add_scalar(f"losses/{key}", value.item(), global_step)
+                writer.add_scalar("losses/lambda", log_lam.exp().item(), global_step)
+                writer.add_scalar("charts/policy_lr", actor_optimizer.param_groups[0]["lr"], global_step)
+
+        if crossed(args.log_interval):
+            sps = int((global_step - start_step) / (time.time() - start_time))
+            print("SPS:", sps)
+            writer.add_scalar("charts/SPS", sps, global_step)
+
+        if crossed(args.eval_interval) or iteration == num_iterations:
+            check_finite(f"before evaluation at global step {global_step}")
+            eval_start = time.time()
+            returns, lengths = evaluate(acting_actor, qf1, qf2, eval_envs, sched, args, scale, bias, device,
+                                        seed=args.seed + 100_000 + global_step)  # fmt: skip
+            eval_history.append((global_step, float(returns.mean()), float(returns.std())))
+            print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
+            writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+            writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
+            eval_seconds += time.time() - eval_start
+
+        if crossed(args.checkpoint_interval):
+            check_finite(f"before the checkpoint at global step {global_step}")
+            save_checkpoint(ckpt_path, checkpoint_state())
+            last_ckpt = ckpt_path
+
+    check_finite(f"between global steps {last_check_step} and {global_step}")
+    if args.save_model:
+        model_path = f"{run_dir}/{args.exp_name}.sdac_model"
+        torch.save({"args": asdict(args), "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(),
+                    "qf1": qf1.state_dict(), "qf2": qf2.state_dict(), "log_lam": log_lam.detach().cpu()}, model_path)  # fmt: skip
+        print(f"model saved to {model_path}")
+    envs.close()
+    eval_envs.close()
+    writer.close()
+    seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
+    if first_update_iteration is not None:
+        seconds_per_iteration = (time.time() - first_update_time - eval_seconds) / (iteration - first_update_iteration + 1)
+    return {"run_dir": run_dir, "global_step": global_step, "eval_history": eval_history, "checkpoint": last_ckpt,
+            "lambda": log_lam.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except SdacError as e:
+        sys.exit(f"error: {e}")
