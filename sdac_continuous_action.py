@@ -142,14 +142,6 @@ def make_vector_env(env_fns) -> gym.vector.VectorEnv:
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
-def check_env_id(env_id: str) -> None:
-    try:
-        gym.spec(env_id)
-    except gym.error.Error as e:
-        hint = " (Pusher-v4 needs mujoco < 3; use Pusher-v5)" if env_id == "Pusher-v4" else ""
-        raise SdacError(f"unknown env id {env_id!r}: {e}{hint}") from None
-
-
 def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
     """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
     if not isinstance(space, gym.spaces.Box):
@@ -158,6 +150,22 @@ def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
         raise SdacError(f"SDAC needs a bounded Box action space with finite low < high, got {space}")
     return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
+
+
+def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError) as e:
+        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        raise SdacError(f"cannot create env {env_id!r}: {e}{hint}") from None
+    try:
+        obs_space = env.observation_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise SdacError(f"SDAC needs a flat Box observation space, got {obs_space}")
+        return action_scale_bias(env.action_space)
+    finally:
+        env.close()
 
 
 def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
@@ -464,7 +472,7 @@ def evaluate(actor, qf1, qf2, eval_envs, sched, args: Args, scale, bias, device,
 
 def train(args: Args) -> dict:
     validate_args(args)
-    check_env_id(args.env_id)
+    scale, bias = check_env(args.env_id)
     ckpt = load_checkpoint(args.resume, args) if args.resume else None
     run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = f"runs/{run_name}"
@@ -479,9 +487,6 @@ def train(args: Args) -> dict:
 
     # env setup
     envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
-    scale, bias = action_scale_bias(envs.single_action_space)
-    if not isinstance(envs.single_observation_space, gym.spaces.Box) or len(envs.single_observation_space.shape) != 1:
-        raise SdacError(f"SDAC needs a flat Box observation space, got {envs.single_observation_space}")
     eval_envs = make_vector_env([make_env(args.env_id) for _ in range(args.eval_episodes)])
     obs_dim = envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
@@ -552,10 +557,10 @@ def train(args: Args) -> dict:
     def crossed(interval: int) -> bool:  # did global_step just pass a multiple of interval?
         return interval > 0 and global_step // interval > (global_step - args.num_envs) // interval
 
-    def check_finite(step_range: str) -> None:
+    def check_finite(what: str) -> None:
         if bool(nonfinite):
             raise SdacError(
-                f"non-finite loss {step_range}; training stopped before using it further. "
+                f"non-finite {what}; training stopped and nothing was saved after it. "
                 f"Last checkpoint: {last_ckpt or 'none (use --checkpoint-interval N)'}"
             )
 
@@ -576,7 +581,7 @@ def train(args: Args) -> dict:
             actions = actions.cpu().numpy()
             if not np.isfinite(actions).all():
                 nonfinite.fill_(True)
-                check_finite(f"(non-finite action) at global step {global_step}")
+                check_finite(f"action at global step {global_step}: the networks diverged")
 
         # step the envs and log every finished episode
         next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
@@ -658,7 +663,7 @@ def train(args: Args) -> dict:
                             log_lam.copy_(new_lam.clamp(min=1e-6).log())
 
             if crossed(args.log_interval):
-                check_finite(f"between global steps {last_check_step} and {global_step}")
+                check_finite(f"loss between global steps {last_check_step} and {global_step}")
                 last_check_step = global_step
                 for key, value in metrics.items():
                     writer.add_scalar(f"losses/{key}", value.item(), global_step)
@@ -671,7 +676,7 @@ def train(args: Args) -> dict:
             writer.add_scalar("charts/SPS", sps, global_step)
 
         if crossed(args.eval_interval) or iteration == num_iterations:
-            check_finite(f"before evaluation at global step {global_step}")
+            check_finite(f"loss before evaluation at global step {global_step}")
             eval_start = time.time()
             returns, lengths = evaluate(acting_actor, qf1, qf2, eval_envs, sched, args, scale, bias, device,
                                         seed=args.seed + 100_000 + global_step)  # fmt: skip
@@ -682,11 +687,11 @@ def train(args: Args) -> dict:
             eval_seconds += time.time() - eval_start
 
         if crossed(args.checkpoint_interval):
-            check_finite(f"before the checkpoint at global step {global_step}")
+            check_finite(f"loss before the checkpoint at global step {global_step}")
             save_checkpoint(ckpt_path, checkpoint_state())
             last_ckpt = ckpt_path
 
-    check_finite(f"between global steps {last_check_step} and {global_step}")
+    check_finite(f"loss between global steps {last_check_step} and {global_step}")
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.sdac_model"
         torch.save({"args": asdict(args), "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(),

@@ -1,0 +1,95 @@
+"""Vector-env handling: true final observations, done = terminated, every episode logged; the replay buffer."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from sdac_continuous_action import ReplayBuffer, final_observations, finished_episodes, make_vector_env
+
+
+class CountingEnv(gym.Env):
+    """obs = [env index, episode number, t]; reward = t. Odd episodes terminate at t = 2 + env index;
+    the others are truncated by the TimeLimit at t = 5. Sub-envs therefore end episodes at different times."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def __init__(self, index: int):
+        self.index, self.episode, self.t = index, -1, 0
+
+    def _obs(self):
+        return np.array([self.index, self.episode, self.t], dtype=np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        terminated = self.episode % 2 == 1 and self.t == 2 + self.index
+        return self._obs(), float(self.t), terminated, False, {}
+
+
+def test_final_observations_and_flags_reach_the_replay_buffer():
+    n = 3
+    envs = make_vector_env([lambda i=i: gym.wrappers.TimeLimit(CountingEnv(i), 5) for i in range(n)])
+    rb = ReplayBuffer(1000, 3, 1, torch.device("cpu"))
+    obs, _ = envs.reset(seed=0)
+    episodes, steps = [], 40
+    for _ in range(steps):  # the same calls, in the same order, as the training loop
+        actions = np.zeros((n, 1), dtype=np.float32)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        episodes += finished_episodes(infos)
+        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
+        obs = next_obs
+    envs.close()
+
+    assert rb.size == n * steps, "every vector step stores num_envs real transitions"
+    o, a, r, o2, done = (x.numpy() for x in rb.data)
+    o, o2, r, done = o[: rb.size], o2[: rb.size], r[: rb.size], done[: rb.size]
+    # s' is the true successor of s: same env, same episode, t + 1 (never the next episode's reset observation)
+    assert np.array_equal(o2[:, :2], o[:, :2]) and np.array_equal(o2[:, 2], o[:, 2] + 1)
+    assert np.array_equal(r, o2[:, 2])
+    # done = terminated only: odd episodes end at t = 2 + index; truncation at t = 5 is not done
+    terminated = (o2[:, 1] % 2 == 1) & (o2[:, 2] == 2 + o2[:, 0])
+    truncated = ~terminated & (o2[:, 2] == 5)
+    assert np.array_equal(done, terminated.astype(np.float32))
+    assert terminated.sum() > 0 and truncated.sum() > 0
+    # after an episode ends the next stored s is that env's reset observation (t = 0, next episode)
+    ends = np.flatnonzero(terminated | truncated)
+    follow = ends + n  # rows of one env are n apart
+    follow = follow[follow < rb.size]
+    assert np.array_equal(o[follow, 2], np.zeros(len(follow))) and np.array_equal(o[follow, 1], o[follow - n, 1] + 1)
+    # every finished episode is logged, with its return and length, including episodes that end together
+    assert len(episodes) == len(ends)
+    assert sorted(episodes) == sorted((float(sum(range(1, int(t) + 1))), int(t)) for t in o2[ends, 2])
+
+
+def test_replay_buffer_wraps_around_and_round_trips():
+    rb = ReplayBuffer(5, 2, 1, torch.device("cpu"))
+    for k in range(4):  # 8 transitions into 5 slots
+        rb.add(np.full((2, 2), k), np.zeros((2, 1)), np.array([k, k]), np.full((2, 2), k + 1), np.array([0, 1]))
+    assert rb.size == 5 and rb.ptr == 3
+    assert sorted(rb.data.rewards.tolist()) == [1.0, 2.0, 2.0, 3.0, 3.0], "the oldest transitions are overwritten"
+    batch = rb.sample(64)
+    assert batch.obs.shape == (64, 2) and batch.actions.shape == (64, 1) and batch.rewards.shape == (64,)
+    assert torch.equal(batch.next_obs, batch.obs + 1)
+    copy = ReplayBuffer(5, 2, 1, torch.device("cpu"))
+    copy.load_state_dict(rb.state_dict())
+    assert copy.size == rb.size and copy.ptr == rb.ptr
+    for x, y in zip(copy.data, rb.data):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    ["Ant-v4", "HalfCheetah-v4", "Humanoid-v4", "Walker2d-v4", "Hopper-v4", "Swimmer-v4", "Reacher-v4", "Pusher-v5",
+     "InvertedPendulum-v4", "InvertedDoublePendulum-v4"],
+)  # fmt: skip
+def test_the_papers_ten_tasks_can_be_created(env_id):
+    from sdac_continuous_action import check_env
+
+    scale, bias = check_env(env_id)
+    assert np.all(scale > 0) and np.all(np.isfinite(bias))

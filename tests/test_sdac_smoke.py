@@ -1,0 +1,148 @@
+"""End to end on a MuJoCo task in seconds: gradient steps, evaluation, checkpoints, resume, logs, bad input."""
+
+import dataclasses
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sdac_continuous_action import Args, SdacError, action_scale_bias, train, validate_args
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(
+    env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, num_candidates=2, num_reverse_samples=4,
+    diffusion_steps=4, log_interval=20, eval_interval=100, eval_episodes=2, lambda_update_interval=10,
+    buffer_size=1000, cuda=False,
+)  # fmt: skip
+
+
+def scalars(run_dir: str) -> dict[str, list[int]]:
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = Args(**TINY, total_timesteps=300, checkpoint_interval=200, checkpoint_buffer=True, save_model=True)
+    out = train(args)
+    run_dir = out["run_dir"]
+    assert out["global_step"] == 300
+    assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
+    assert out["lambda"] < args.lambda_init, "lambda tuning ran and moved lambda towards its target"
+    assert out["seconds_per_iteration"] > 0
+    assert os.path.isfile(f"{run_dir}/{args.exp_name}.sdac_model")
+    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    assert ckpt["global_step"] == 200 and ckpt["buffer"]["size"] == 200 and ckpt["num_updates"] > 0
+    assert not glob.glob(f"{run_dir}/*.tmp"), "checkpoints are written to a temp file, then renamed"
+
+    keys = scalars(run_dir)
+    expected = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/policy_lr", "losses/qf1_values",
+                "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss",
+                "losses/lambda", "losses/rssm_ess", "losses/rssm_q_mean", "losses/target_q", "eval/episodic_return"]  # fmt: skip
+    assert set(expected) <= set(keys), f"missing: {set(expected) - set(keys)}"
+
+    # "crash" after step 300: resume from the step-200 checkpoint, run on to 400 in the same run directory
+    resumed = train(dataclasses.replace(args, total_timesteps=400, resume=out["checkpoint"]))
+    assert resumed["run_dir"] == run_dir and resumed["global_step"] == 400
+    assert [step for step, _, _ in resumed["eval_history"]] == [100, 200, 300, 400], "history up to the checkpoint kept"
+    keys = scalars(run_dir)
+    for tag, steps in keys.items():  # events after the checkpoint were purged, then written once by the resumed run
+        assert steps == sorted(set(steps)), f"{tag} has duplicated or unordered steps after resume"
+    assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
+
+
+def test_resume_without_buffer_refills_before_updating(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = Args(**{**TINY, "eval_interval": 0}, total_timesteps=160, checkpoint_interval=100)
+    out = train(args)
+    resumed = train(dataclasses.replace(args, total_timesteps=240, resume=out["checkpoint"]))
+    assert resumed["global_step"] == 240
+    assert "updates wait until it holds 60 new transitions" in capsys.readouterr().out
+    steps = scalars(out["run_dir"])["losses/qf_loss"]
+    assert not [s for s in steps if 100 < s < 160], "no updates before the empty buffer holds learning_starts again"
+    assert 160 in steps, "updates resume once it does (60 transitions = 30 steps of 2 envs after step 100)"
+    assert max(steps) == 240
+
+
+def test_non_finite_loss_stops_the_run_naming_step_and_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = Args(**TINY, total_timesteps=400, checkpoint_interval=40, q_lr=1e30)  # the critic blows up at once
+    with pytest.raises(SdacError, match=r"non-finite .* at global step \d+.* Last checkpoint: runs/.*/checkpoint.pt"):
+        train(args)
+    ckpt = torch.load(glob.glob("runs/*/checkpoint.pt")[0], weights_only=False)
+    assert ckpt["global_step"] == 40, "the last good checkpoint is kept, not overwritten with NaN weights"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(total_timesteps=-5), "--total-timesteps must be >= 1"),
+        (dict(diffusion_steps=0), "--diffusion-steps must be >= 1"),
+        (dict(num_candidates=0), "--num-candidates must be >= 1"),
+        (dict(num_reverse_samples=0), "--num-reverse-samples must be >= 1"),
+        (dict(learning_starts=-1), "--learning-starts must be >= 0"),
+        (dict(checkpoint_interval=-100), "--checkpoint-interval must be >= 0"),
+        (dict(batch_size=512, buffer_size=100), "must not exceed --buffer-size"),
+        (dict(gamma=1.5), "--gamma and --tau must be in"),
+        (dict(lambda_init=0.0), "--lambda-init must be > 0"),
+        (dict(beta_schedule="linear", linear_beta_scale=1.2), "--linear-beta-scale must be"),
+        (dict(resume="no/such/checkpoint.pt"), "checkpoint not found: no/such/checkpoint.pt"),
+    ],
+)
+def test_invalid_arguments_get_clear_errors(change, message):
+    with pytest.raises(SdacError, match=message.replace("(", r"\(")):
+        validate_args(Args(**{**TINY, **change}))
+
+
+@pytest.mark.parametrize(
+    "env_id, message",
+    [("NoSuchEnv-v0", "cannot create env 'NoSuchEnv-v0'"), ("Pusher-v4", "use Pusher-v5"),
+     ("CartPole-v1", "needs a continuous \\(Box\\) action space")],
+)  # fmt: skip
+def test_unsuitable_envs_get_clear_errors(env_id, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SdacError, match=message):
+        train(Args(**{**TINY, "env_id": env_id}))
+    assert not os.path.exists("runs"), "nothing is written before the input is checked"
+
+
+def test_unbounded_action_space_is_rejected():
+    import gymnasium as gym
+    import numpy as np
+
+    with pytest.raises(SdacError, match="bounded Box"):
+        action_scale_bias(gym.spaces.Box(-np.inf, np.inf, (2,)))
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SdacError, match="cannot read checkpoint garbage.pt"):
+        train(Args(**TINY, resume="garbage.pt"))
+    torch.save({"something": "else"}, tmp_path / "other.pt")
+    with pytest.raises(SdacError, match="not an SDAC checkpoint"):
+        train(Args(**TINY, resume="other.pt"))
+    out = train(Args(**{**TINY, "eval_interval": 0}, total_timesteps=100, checkpoint_interval=100))
+    with pytest.raises(SdacError, match=r"incompatible .*--num-candidates 2 \(checkpoint\) vs 8 \(now\)"):
+        train(Args(**{**TINY, "num_candidates": 8}, total_timesteps=200, resume=out["checkpoint"]))
+    with pytest.raises(SdacError, match="not before --total-timesteps"):
+        train(Args(**TINY, total_timesteps=100, resume=out["checkpoint"]))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--total-timesteps", "-5"], "error: --total-timesteps must be >= 1"),
+     (["--env-id", "CartPole-v1"], "error: SDAC needs a continuous (Box) action space"),
+     (["--resume", "missing.pt"], "error: checkpoint not found: missing.pt")],
+)  # fmt: skip
+def test_command_line_errors_are_one_line_without_traceback(argv, message, tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "sdac_continuous_action.py"), *argv],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "runs")
