@@ -703,6 +703,7 @@ def train(args: Args) -> dict:
     seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
     if first_update_iteration is not None:
         seconds_per_iteration = (time.time() - first_update_time - eval_seconds) / (iteration - first_update_iteration + 1)
+        print(f"time per training iteration: {seconds_per_iteration * 1000:.1f} ms (evaluation excluded), on {device}")
     return {"run_dir": run_dir, "global_step": global_step, "eval_history": eval_history, "checkpoint": last_ckpt,
             "lambda": log_lam.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
 
