@@ -214,6 +214,11 @@ def train_diffusion(args: Args, sched: dict, loss_fn: Callable) -> nn.Module:
     return model
 
 
+def box(args: Args) -> float:
+    """Half width of a square that holds the data: the grid of the KL estimate and the plots' limits."""
+    return float(np.abs(np.array(args.means)).max()) + 4 * math.sqrt(args.cov_scale)
+
+
 def run(args: Args) -> dict:
     """Trains and samples the four methods; returns {method: {"samples", "weights", "kl", "seconds"}}."""
     validate_args(args)
@@ -221,7 +226,7 @@ def run(args: Args) -> dict:
     np.random.seed(args.seed)
     gmm = GaussianMixture(args.means, args.weights, args.cov_scale)
     sched = make_schedule(args.diffusion_steps, args.beta_start, args.beta_end)
-    lim = float(gmm.means.abs().max()) + 4 * math.sqrt(args.cov_scale)  # a box that holds the data
+    lim = box(args)
     b, K = args.batch_size, args.num_reverse_samples
 
     # DSM's fixed data set: one epoch is one pass over it (the only method that sees true samples)
@@ -236,20 +241,26 @@ def run(args: Args) -> dict:
             batch = next(batches)
         return dsm_loss(model, batch, t, sched)
 
-    methods = {
-        "RSSM, p~ = N(0, 4I)": lambda: reverse_diffusion(train_diffusion(args, sched, lambda m, t: rssm_loss(
-            m, args.gaussian_std * torch.randn(b, 2), t, sched, gmm.log_prob, K)), args.num_samples, sched, lim),
-        "RSSM, p~ = Unif([-6, 6]^2)": lambda: reverse_diffusion(train_diffusion(args, sched, lambda m, t: rssm_loss(
-            m, (2 * torch.rand(b, 2) - 1) * args.uniform_bound, t, sched, gmm.log_prob, K)), args.num_samples, sched, lim),
-        "DSM (true samples)": lambda: reverse_diffusion(train_diffusion(args, sched, dsm_batch), args.num_samples, sched, lim),
-        f"Langevin, {args.langevin_steps} steps": lambda: langevin(
-            gmm.score, args.gaussian_std * torch.randn(args.num_samples, 2), args.langevin_steps, args.langevin_step_size),
-    }  # fmt: skip
-    reference = gmm.sample(args.num_samples)  # true samples for the table and the figure
+    def rssm_gaussian(model, t):  # p~_t = N(0, std^2 I) for every t
+        return rssm_loss(model, args.gaussian_std * torch.randn(b, 2), t, sched, gmm.log_prob, K)
+
+    def rssm_uniform(model, t):  # p~_t = Unif([-bound, bound]^2) for every t
+        return rssm_loss(model, (2 * torch.rand(b, 2) - 1) * args.uniform_bound, t, sched, gmm.log_prob, K)
+
+    reference = gmm.sample(args.num_samples)  # true samples that the KL is measured against
     results = {"true samples": {"samples": gmm.sample(args.num_samples), "seconds": 0.0}}
-    for name, method in methods.items():
+    losses = {
+        f"RSSM, p~ = N(0, {args.gaussian_std**2:g}I)": rssm_gaussian,
+        f"RSSM, p~ = Unif([-{args.uniform_bound:g}, {args.uniform_bound:g}]^2)": rssm_uniform,
+        "DSM (true samples)": dsm_batch,
+    }
+    for name, loss_fn in losses.items():
         start = time.time()
-        results[name] = {"samples": method(), "seconds": time.time() - start}
+        model = train_diffusion(args, sched, loss_fn)
+        results[name] = {"samples": reverse_diffusion(model, args.num_samples, sched, lim), "seconds": time.time() - start}
+    start = time.time()  # Langevin with the true score, started from N(0, std^2 I) like the Gaussian RSSM
+    x = langevin(gmm.score, args.gaussian_std * torch.randn(args.num_samples, 2), args.langevin_steps, args.langevin_step_size)
+    results[f"Langevin, {args.langevin_steps} steps"] = {"samples": x, "seconds": time.time() - start}
     for r in results.values():
         r["weights"] = mode_weights(r["samples"], gmm)
         r["kl"] = histogram_kl(reference, r["samples"], lim, args.kl_bins)
@@ -300,7 +311,6 @@ if __name__ == "__main__":
     except ToyError as e:
         sys.exit(f"error: {e}")
     print_table(results, args)
-    lim = float(np.abs(np.array(args.means)).max()) + 4 * math.sqrt(args.cov_scale)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    plot(results, args.output, lim)
+    plot(results, args.output, box(args))
     print(f"figure written to {args.output}")
