@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU benchmarks of README.md "Results": SDAC with CPU settings on InvertedPendulum-v4 (30k env steps) and
 # Hopper-v4 (100k env steps), seeds 1 and 2, all four runs at once with one torch thread each (2-core machine),
-# then a table of evaluation returns. Takes about 90 minutes on 2 cores. Logs: runs/ and benchmarks/logs/.
+# then a table of evaluation returns. Measured: 112 minutes for each Hopper run on 2 shared cores. Logs: runs/ and benchmarks/logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CPU="--num-candidates 4 --num-reverse-samples 16 --diffusion-steps 10 --learning-starts 5000 --eval-episodes 10 --buffer-size 100000"

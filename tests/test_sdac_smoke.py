@@ -146,3 +146,21 @@ def test_command_line_errors_are_one_line_without_traceback(argv, message, tmp_p
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not os.path.exists(tmp_path / "runs")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [dict(entropy_in_target=True, weight_normalization="batch", lambda_tuning="linear", lambda_target=2.0,
+          beta_schedule="vp", ema=False, anneal_lr=False, x_T_scale=1.0),
+     dict(lambda_tuning="fixed", beta_schedule="linear", num_candidates=1, gradient_steps=2)],
+)  # fmt: skip
+def test_paper_variants_run_and_lambda_follows_its_rule(variant, tmp_path, monkeypatch):
+    """The paper's choices (batch-normalised weights, entropy in the target, linear lambda rule, other schedules)
+    reach gradient steps too; lambda moves towards lambda_target under `linear` and stays put under `fixed`."""
+    monkeypatch.chdir(tmp_path)
+    out = train(Args(**{**TINY, **variant, "eval_interval": 0}, total_timesteps=160))
+    assert out["global_step"] == 160 and "losses/actor_loss" in scalars(out["run_dir"])
+    if variant["lambda_tuning"] == "linear":
+        assert 2.0 < out["lambda"] < 5.0
+    else:
+        assert out["lambda"] == pytest.approx(5.0)
