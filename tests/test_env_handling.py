@@ -1,11 +1,15 @@
-"""Vector-env handling: true final observations, done = terminated, every episode logged; the replay buffer."""
+"""Vector-env handling: true final observations, done = terminated, every episode logged; the replay buffer.
+The SDAC and SAC scripts each carry their own copy of this code (each file is a lesson of its own): both are tested."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from sdac_continuous_action import ReplayBuffer, final_observations, finished_episodes, make_vector_env
+import sac_continuous_action
+import sdac_continuous_action
+
+SCRIPTS = pytest.mark.parametrize("script", [sdac_continuous_action, sac_continuous_action], ids=["sdac", "sac"])
 
 
 class CountingEnv(gym.Env):
@@ -32,17 +36,18 @@ class CountingEnv(gym.Env):
         return self._obs(), float(self.t), terminated, False, {}
 
 
-def test_final_observations_and_flags_reach_the_replay_buffer():
+@SCRIPTS
+def test_final_observations_and_flags_reach_the_replay_buffer(script):
     n = 3
-    envs = make_vector_env([lambda i=i: gym.wrappers.TimeLimit(CountingEnv(i), 5) for i in range(n)])
-    rb = ReplayBuffer(1000, 3, 1, torch.device("cpu"))
+    envs = script.make_vector_env([lambda i=i: gym.wrappers.TimeLimit(CountingEnv(i), 5) for i in range(n)])
+    rb = script.ReplayBuffer(1000, 3, 1, torch.device("cpu"))
     obs, _ = envs.reset(seed=0)
     episodes, steps = [], 40
     for _ in range(steps):  # the same calls, in the same order, as the training loop
         actions = np.zeros((n, 1), dtype=np.float32)
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-        episodes += finished_episodes(infos)
-        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
+        episodes += script.finished_episodes(infos)
+        rb.add(obs, actions, rewards, script.final_observations(next_obs, infos), terminations)
         obs = next_obs
     envs.close()
 
@@ -67,8 +72,9 @@ def test_final_observations_and_flags_reach_the_replay_buffer():
     assert sorted(episodes) == sorted((float(sum(range(1, int(t) + 1))), int(t)) for t in o2[ends, 2])
 
 
-def test_replay_buffer_wraps_around_and_round_trips():
-    rb = ReplayBuffer(5, 2, 1, torch.device("cpu"))
+@SCRIPTS
+def test_replay_buffer_wraps_around_and_round_trips(script):
+    rb = script.ReplayBuffer(5, 2, 1, torch.device("cpu"))
     for k in range(4):  # 8 transitions into 5 slots
         rb.add(np.full((2, 2), k), np.zeros((2, 1)), np.array([k, k]), np.full((2, 2), k + 1), np.array([0, 1]))
     assert rb.size == 5 and rb.ptr == 3
@@ -76,7 +82,7 @@ def test_replay_buffer_wraps_around_and_round_trips():
     batch = rb.sample(64)
     assert batch.obs.shape == (64, 2) and batch.actions.shape == (64, 1) and batch.rewards.shape == (64,)
     assert torch.equal(batch.next_obs, batch.obs + 1)
-    copy = ReplayBuffer(5, 2, 1, torch.device("cpu"))
+    copy = script.ReplayBuffer(5, 2, 1, torch.device("cpu"))
     copy.load_state_dict(rb.state_dict())
     assert copy.size == rb.size and copy.ptr == rb.ptr
     for x, y in zip(copy.data, rb.data):
@@ -89,7 +95,7 @@ def test_replay_buffer_wraps_around_and_round_trips():
      "InvertedPendulum-v4", "InvertedDoublePendulum-v4"],
 )  # fmt: skip
 def test_the_papers_ten_tasks_can_be_created(env_id):
-    from sdac_continuous_action import check_env
-
-    scale, bias = check_env(env_id)
+    scale, bias = sdac_continuous_action.check_env(env_id)
     assert np.all(scale > 0) and np.all(np.isfinite(bias))
+    sac_scale, sac_bias = sac_continuous_action.check_env(env_id)
+    assert np.array_equal(sac_scale, scale) and np.array_equal(sac_bias, bias)

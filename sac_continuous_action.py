@@ -1,0 +1,559 @@
+# Soft Actor-Critic (SAC), single file: the baseline of SDAC's paper, run under exactly SDAC's conditions
+# (same envs, replay, evaluation, logging, checkpoints). Paper: Haarnoja et al., "Soft Actor-Critic
+# Algorithms and Applications" (2018). Docs: README.md of this repository.
+# A tanh-squashed Gaussian policy trained by the reparameterised KL to exp(Q / alpha), twin critics, and
+# automatic tuning of the entropy coefficient alpha towards a target entropy of -d.
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import NamedTuple, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU"""
+    save_model: bool = False
+    """save the final weights to `runs/{run_name}/{exp_name}.sac_model`"""
+    checkpoint_interval: int = 0
+    """write the full training state every this many env steps (0: never); a crash loses at most this many"""
+    checkpoint_buffer: bool = False
+    """also put the replay buffer in checkpoints (large: up to buffer_size transitions)"""
+    resume: Optional[str] = None
+    """path of a checkpoint to continue from; pass the same hyperparameters as the run that wrote it"""
+
+    # Environment and data: the paper's baseline protocol (Appendix C.2): 5 envs, 1 update per vector step.
+    # CleanRL's protocol: --num-envs 1 --learning-starts 5000 (one update per env step).
+    env_id: str = "Ant-v4"
+    """the id of the environment (a gymnasium env with a bounded Box action space)"""
+    total_timesteps: int = 1_000_000
+    """total environment steps, summed over the parallel envs"""
+    num_envs: int = 5
+    """parallel envs; one iteration = one vector step + `gradient_steps` updates"""
+    gradient_steps: int = 1
+    """gradient steps per iteration (update-to-data ratio = gradient_steps / num_envs)"""
+    buffer_size: int = 1_000_000
+    """the replay memory buffer size"""
+    learning_starts: int = 30_000
+    """env steps of uniform random actions before learning starts (as SDAC; CleanRL: 5000)"""
+    batch_size: int = 256
+    """the batch size of samples from the replay memory"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    reward_scale: float = 1.0
+    """rewards are multiplied by this in the critic target"""
+
+    # Critic
+    q_lr: float = 1e-3
+    """the learning rate of the twin critics"""
+    tau: float = 0.005
+    """target critic smoothing coefficient"""
+    target_network_frequency: int = 1
+    """updates between target critic updates"""
+
+    # Actor and entropy coefficient alpha
+    policy_lr: float = 3e-4
+    """the learning rate of the policy and of alpha"""
+    policy_frequency: int = 2
+    """updates between policy updates; each then does this many policy steps (TD3's delay, as CleanRL)"""
+    autotune: bool = True
+    """tune alpha so that the policy's entropy tracks target_entropy_scale * (-d)"""
+    alpha: float = 0.2
+    """the entropy coefficient alpha (its initial value with --autotune)"""
+    target_entropy_scale: float = 1.0
+    """autotune target: entropy = -target_entropy_scale * action_dim"""
+
+    # Logging and evaluation
+    log_interval: int = 500
+    """env steps between loss logs (and the non-finite check, the only host sync of the training step)"""
+    eval_interval: int = 125_000
+    """env steps between evaluations (paper: every 25k iterations); 0: only at the end"""
+    eval_episodes: int = 20
+    """evaluation episodes, run at once in parallel envs (deterministic: the tanh of the mean action)"""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Environment
+
+
+class SacError(Exception):
+    """An error in the user's input: printed as one line, without a traceback."""
+
+
+def make_env(env_id: str):
+    def thunk():
+        return gym.make(env_id)
+
+    return thunk
+
+
+def make_vector_env(env_fns) -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: when an episode ends, `next_obs` is already the reset observation and the true
+    # final observation is in infos["final_obs"]; every vector step then yields num_envs real transitions.
+    envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+    """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
+    if not isinstance(space, gym.spaces.Box):
+        raise SacError(f"SAC needs a continuous (Box) action space, got {space}")
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        raise SacError(f"SAC needs a bounded Box action space with finite low < high, got {space}")
+    return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
+
+
+def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError) as e:
+        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        raise SacError(f"cannot create env {env_id!r}: {e}{hint}") from None
+    try:
+        obs_space = env.observation_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise SacError(f"SAC needs a flat Box observation space, got {obs_space}")
+        return action_scale_bias(env.action_space)
+    finally:
+        env.close()
+
+
+def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The true s' of each sub-env: the final observation where an episode just ended (SAME_STEP mode)."""
+    real_next_obs = next_obs.copy()
+    if "_final_obs" in infos:
+        for i in np.flatnonzero(infos["_final_obs"]):
+            real_next_obs[i] = infos["final_obs"][i]
+    return real_next_obs
+
+
+def finished_episodes(infos: dict) -> list[tuple[float, int]]:
+    """(return, length) of every episode that ended on this step, in any sub-env."""
+    if "_episode" not in infos:
+        return []
+    ep = infos["episode"]
+    return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
+
+
+def validate_args(args: Args) -> None:
+    must_be_positive = ["total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size",
+                        "policy_frequency", "target_network_frequency", "log_interval", "eval_episodes"]  # fmt: skip
+    for name in must_be_positive:
+        if getattr(args, name) < 1:
+            raise SacError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ["learning_starts", "checkpoint_interval", "eval_interval"]:
+        if getattr(args, name) < 0:
+            raise SacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    for name in ["q_lr", "policy_lr", "alpha", "reward_scale"]:
+        if not getattr(args, name) > 0:
+            raise SacError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
+        raise SacError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
+    if args.batch_size > args.buffer_size:
+        raise SacError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise SacError(f"checkpoint not found: {args.resume}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Networks: twin critics and a tanh-squashed Gaussian policy
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 256) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.net = mlp(obs_dim + act_dim, 1)
+
+    def forward(self, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, a], -1)).squeeze(-1)
+
+
+def tanh_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log density of a = tanh(u), u ~ N(mean, exp(log_std)^2), per row: the Gaussian's log density minus the
+    change-of-variables term sum_i log(1 - tanh(u_i)^2) = sum_i 2 (log 2 - u_i - softplus(-2 u_i)), which
+    stays finite where tanh saturates (no 1e-6 fudge)."""
+    gauss = (-0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return gauss - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+
+
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.act_dim = act_dim
+        self.net = mlp(obs_dim, 2 * act_dim)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(obs).chunk(2, -1)
+        # squash log_std into [LOG_STD_MIN, LOG_STD_MAX] smoothly (CleanRL, SpinningUp)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def get_action(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A reparameterised sample a = tanh(mean + std * xi) in [-1, 1]^d, its log-probability [B], and the
+        deterministic action tanh(mean) used for evaluation."""
+        mean, log_std = self(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        log_prob = tanh_gaussian_log_prob(u, mean, log_std)
+        assert log_prob.shape == obs.shape[:1], "one log-probability per state, not per action dimension"
+        return torch.tanh(u), log_prob, torch.tanh(mean)
+
+
+def min_q(qf1: nn.Module, qf2: nn.Module, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return torch.min(qf1(obs, a), qf2(obs, a))
+
+
+def actor_loss_fn(alpha: torch.Tensor, log_pi: torch.Tensor, min_qf_pi: torch.Tensor) -> torch.Tensor:
+    """J_pi = E_s E_{a~pi}[alpha log pi(a|s) - min Q(s, a)]. Both inputs must be [B]: a [B, 1] against a [B]
+    would broadcast to [B, B] and silently train on the wrong objective (CleanRL's users were bitten)."""
+    if log_pi.dim() != 1 or log_pi.shape != min_qf_pi.shape:
+        raise ValueError(f"log_pi {tuple(log_pi.shape)} and min_qf_pi {tuple(min_qf_pi.shape)} must both be [B]")
+    return (alpha * log_pi - min_qf_pi).mean()
+
+
+def alpha_loss_fn(log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """J(alpha) = E[-alpha (log pi + target_entropy)] on log alpha: alpha grows when the entropy -E[log pi] is
+    below target and shrinks when it is above."""
+    return (-log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Replay buffer on the training device
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminations: torch.Tensor
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
+        self.data = Batch(
+            torch.zeros(capacity, obs_dim, device=device),
+            torch.zeros(capacity, act_dim, device=device),
+            torch.zeros(capacity, device=device),
+            torch.zeros(capacity, obs_dim, device=device),
+            torch.zeros(capacity, device=device),
+        )
+
+    def add(self, obs, actions, rewards, next_obs, terminations) -> None:
+        """One vector step: done = terminated only, so truncated episodes bootstrap from the true s'."""
+        n = len(obs)
+        idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
+        for buf, x in zip(self.data, (obs, actions, rewards, next_obs, terminations)):
+            buf[idx] = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        self.ptr, self.size = (self.ptr + n) % self.capacity, min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> Batch:
+        idx = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return Batch(*(buf[idx] for buf in self.data))
+
+    def state_dict(self) -> dict:
+        return {"ptr": self.ptr, "size": self.size, "data": [buf[: self.size].cpu() for buf in self.data]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ptr, self.size = state["ptr"], state["size"]
+        for buf, x in zip(self.data, state["data"]):
+            buf[: self.size] = x.to(self.device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints: written atomically (temp file, then rename)
+
+# hyperparameters that may change between a checkpoint and the run that resumes it
+RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
+                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic"}  # fmt: skip
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise SacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v1":
+        raise SacError(f"{path} is not a SAC checkpoint (written by sac_continuous_action.py)")
+    saved, now = ckpt["args"], asdict(args)
+    diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
+            for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
+    if diff:
+        raise SacError(f"checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
+    if ckpt["global_step"] >= args.total_timesteps:
+        raise SacError(f"checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps {args.total_timesteps}")
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation: deterministic (tanh of the mean), one episode per env, all envs at once
+
+
+@torch.no_grad()
+def evaluate(actor, eval_envs, scale, bias, device, seed: int):
+    obs, _ = eval_envs.reset(seed=seed)
+    n = eval_envs.num_envs
+    returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    while not done.all():
+        _, _, a = actor.get_action(torch.as_tensor(obs, dtype=torch.float32, device=device))
+        obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
+        returns += r * ~done
+        lengths += ~done
+        done |= term | trunc
+    return returns, lengths
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training loop
+
+
+def train(args: Args) -> dict:
+    validate_args(args)
+    scale, bias = check_env(args.env_id)
+    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = f"runs/{run_name}"
+    ckpt_path = f"{run_dir}/checkpoint.pt"
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup
+    envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
+    eval_envs = make_vector_env([make_env(args.env_id) for _ in range(args.eval_episodes)])
+    obs_dim = envs.single_observation_space.shape[0]
+    act_dim = envs.single_action_space.shape[0]
+
+    actor = Actor(obs_dim, act_dim).to(device)
+    qf1, qf2 = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
+    qf1_target, qf2_target = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
+    qf1_target.load_state_dict(qf1.state_dict())
+    qf2_target.load_state_dict(qf2.state_dict())
+    q_optimizer = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.q_lr)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr)
+    log_alpha = torch.tensor(math.log(args.alpha), device=device, requires_grad=True)
+    a_optimizer = torch.optim.Adam([log_alpha], lr=args.policy_lr)
+    target_entropy = -args.target_entropy_scale * act_dim
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+
+    global_step, iteration, num_updates, eval_history = 0, 0, 0, []
+    if ckpt:
+        for name, module in [("actor", actor), ("qf1", qf1), ("qf2", qf2), ("qf1_target", qf1_target),
+                             ("qf2_target", qf2_target), ("q_optimizer", q_optimizer),
+                             ("actor_optimizer", actor_optimizer), ("a_optimizer", a_optimizer)]:  # fmt: skip
+            module.load_state_dict(ckpt[name])
+        with torch.no_grad():
+            log_alpha.copy_(ckpt["log_alpha"])
+        global_step, iteration, num_updates = ckpt["global_step"], ckpt["iteration"], ckpt["num_updates"]
+        eval_history = ckpt["eval_history"]
+        random.setstate(ckpt["rng"]["python"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+        if ckpt.get("buffer") is not None:
+            rb.load_state_dict(ckpt["buffer"])
+        else:
+            print(f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions")
+        print(f"resumed {run_name} from {args.resume} at global step {global_step}")
+
+    os.makedirs(run_dir, exist_ok=True)
+    writer = SummaryWriter(run_dir, purge_step=global_step + 1 if ckpt else None)
+    if not ckpt:
+        writer.add_text(
+            "hyperparameters",
+            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+        )
+
+    def checkpoint_state() -> dict:
+        return {
+            "format": "sac-checkpoint-v1", "args": asdict(args), "run_name": run_name,
+            "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
+            "actor": actor.state_dict(), "qf1": qf1.state_dict(), "qf2": qf2.state_dict(),
+            "qf1_target": qf1_target.state_dict(), "qf2_target": qf2_target.state_dict(),
+            "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
+            "a_optimizer": a_optimizer.state_dict(), "log_alpha": log_alpha.detach().cpu(),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None},
+            "buffer": rb.state_dict() if args.checkpoint_buffer else None,
+        }  # fmt: skip
+
+    last_ckpt = args.resume
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)  # set on device, read at log time
+    metrics: dict[str, torch.Tensor] = {}
+    num_iterations = math.ceil(args.total_timesteps / args.num_envs)
+
+    def crossed(interval: int) -> bool:  # did global_step just pass a multiple of interval?
+        return interval > 0 and global_step // interval > (global_step - args.num_envs) // interval
+
+    def check_finite(what: str) -> None:
+        if bool(nonfinite):
+            raise SacError(
+                f"non-finite {what}; training stopped and nothing was saved after it. "
+                f"Last checkpoint: {last_ckpt or 'none (use --checkpoint-interval N)'}"
+            )
+
+    # start the game
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    start_time, start_step, last_check_step, eval_seconds = time.time(), global_step, global_step, 0.0
+    first_update_iteration, first_update_time = None, None
+    for iteration in range(iteration + 1, num_iterations + 1):
+        global_step += args.num_envs
+
+        # action logic: uniform random during warm-up, then a sample of the tanh-Gaussian policy
+        if global_step <= args.learning_starts:
+            actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
+        else:
+            with torch.no_grad():
+                actions, _, _ = actor.get_action(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            actions = actions.cpu().numpy()
+            if not np.isfinite(actions).all():
+                nonfinite.fill_(True)
+                check_finite(f"action at global step {global_step}: the networks diverged")
+
+        # step the envs and log every finished episode
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
+        for ep_return, ep_length in finished_episodes(infos):
+            print(f"global_step={global_step}, episodic_return={ep_return:.1f}")
+            writer.add_scalar("charts/episodic_return", ep_return, global_step)
+            writer.add_scalar("charts/episodic_length", ep_length, global_step)
+
+        # save data to the replay buffer: the true final observation; done = terminated (bootstrap through truncation)
+        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
+        obs = next_obs
+
+        # training
+        # (a run resumed without its buffer refills learning_starts transitions, acting with the policy)
+        if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
+            if first_update_iteration is None:  # time per training iteration is measured from here
+                first_update_iteration, first_update_time, eval_seconds = iteration, time.time(), 0.0
+            for _ in range(args.gradient_steps):
+                num_updates += 1
+                data = rb.sample(args.batch_size)
+                alpha = log_alpha.detach().exp()
+
+                # soft policy evaluation: y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s'))
+                with torch.no_grad():
+                    next_a, next_log_pi, _ = actor.get_action(data.next_obs)
+                    next_q = min_q(qf1_target, qf2_target, data.next_obs, next_a) - alpha * next_log_pi
+                    next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
+                qf1_a_values, qf2_a_values = qf1(data.obs, data.actions), qf2(data.obs, data.actions)
+                assert qf1_a_values.shape == next_q_value.shape == (args.batch_size,)
+                qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
+                qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
+                qf_loss = qf1_loss + qf2_loss
+                q_optimizer.zero_grad()
+                qf_loss.backward()
+                q_optimizer.step()
+                nonfinite |= ~torch.isfinite(qf_loss)
+                metrics.update(qf1_values=qf1_a_values.mean(), qf2_values=qf2_a_values.mean(), qf1_loss=qf1_loss,
+                               qf2_loss=qf2_loss, qf_loss=qf_loss / 2, target_q=next_q.mean())  # fmt: skip
+
+                # soft policy improvement, delayed: policy_frequency steps every policy_frequency updates
+                if num_updates % args.policy_frequency == 0:
+                    for _ in range(args.policy_frequency):
+                        pi, log_pi, _ = actor.get_action(data.obs)
+                        actor_loss = actor_loss_fn(log_alpha.detach().exp(), log_pi, min_q(qf1, qf2, data.obs, pi))
+                        actor_optimizer.zero_grad()
+                        actor_loss.backward()
+                        actor_optimizer.step()
+                        nonfinite |= ~torch.isfinite(actor_loss)
+                        metrics.update(actor_loss=actor_loss, entropy=-log_pi.detach().mean())
+                        if args.autotune:
+                            alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
+                            a_optimizer.zero_grad()
+                            alpha_loss.backward()
+                            a_optimizer.step()
+                            metrics.update(alpha_loss=alpha_loss)
+
+                if num_updates % args.target_network_frequency == 0:
+                    with torch.no_grad():
+                        for net, target in [(qf1, qf1_target), (qf2, qf2_target)]:
+                            for p, tp in zip(net.parameters(), target.parameters()):
+                                tp.lerp_(p, args.tau)
+
+            if crossed(args.log_interval):
+                check_finite(f"loss between global steps {last_check_step} and {global_step}")
+                last_check_step = global_step
+                for key, value in metrics.items():
+                    writer.add_scalar(f"losses/{key}", value.item(), global_step)
+                writer.add_scalar("losses/alpha", log_alpha.exp().item(), global_step)
+
+        if crossed(args.log_interval):
+            sps = int((global_step - start_step) / (time.time() - start_time))
+            print("SPS:", sps)
+            writer.add_scalar("charts/SPS", sps, global_step)
+
+        if crossed(args.eval_interval) or iteration == num_iterations:
+            check_finite(f"loss before evaluation at global step {global_step}")
+            eval_start = time.time()
+            returns, lengths = evaluate(actor, eval_envs, scale, bias, device, seed=args.seed + 100_000 + global_step)
+            eval_history.append((global_step, float(returns.mean()), float(returns.std())))
+            print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
+            writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+            writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
+            eval_seconds += time.time() - eval_start
+
+        if crossed(args.checkpoint_interval):
+            check_finite(f"loss before the checkpoint at global step {global_step}")
+            save_checkpoint(ckpt_path, checkpoint_state())
+            last_ckpt = ckpt_path
+
+    check_finite(f"loss between global steps {last_check_step} and {global_step}")
+    if args.save_model:
+        model_path = f"{run_dir}/{args.exp_name}.sac_model"
+        torch.save({"args": asdict(args), "actor": actor.state_dict(), "qf1": qf1.state_dict(),
+                    "qf2": qf2.state_dict(), "log_alpha": log_alpha.detach().cpu()}, model_path)  # fmt: skip
+        print(f"model saved to {model_path}")
+    envs.close()
+    eval_envs.close()
+    writer.close()
+    seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
+    if first_update_iteration is not None:
+        seconds_per_iteration = (time.time() - first_update_time - eval_seconds) / (iteration - first_update_iteration + 1)
+        print(f"time per training iteration: {seconds_per_iteration * 1000:.1f} ms (evaluation excluded), on {device}")
+    return {"run_dir": run_dir, "global_step": global_step, "eval_history": eval_history, "checkpoint": last_ckpt,
+            "alpha": log_alpha.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except SacError as e:
+        sys.exit(f"error: {e}")

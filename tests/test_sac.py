@@ -1,0 +1,187 @@
+"""SAC baseline: the tanh-Gaussian log-probability, shapes, the entropy coefficient's direction, and a smoke run
+that reaches gradient steps, evaluation, checkpoints and resume; bad input gets one-line errors."""
+
+import dataclasses
+import glob
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sac_continuous_action import (
+    Actor, Args, SacError, actor_loss_fn, alpha_loss_fn, tanh_gaussian_log_prob, train, validate_args,
+)  # fmt: skip
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, log_interval=20, eval_interval=100,
+            eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
+
+
+def scalars(run_dir: str) -> dict[str, list[int]]:
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tanh_gaussian_log_prob_matches_a_numerical_density():
+    """Reference: the density of a = tanh(u) as the numerical derivative of its CDF, Phi((atanh(a) - mu) / sigma),
+    per dimension, in float64. Includes u = +-6, where tanh saturates and a 1e-6 fudge term would be off."""
+    mean = torch.tensor([[0.3, -1.0], [0.0, 2.0], [0.5, -0.5], [0.0, 0.0]], dtype=torch.float64)
+    log_std = torch.tensor([[-0.5, 0.2], [0.0, -1.0], [0.3, 0.0], [0.5, 0.5]], dtype=torch.float64)
+    u = torch.tensor([[0.1, -2.0], [1.5, 2.5], [-3.0, 0.7], [6.0, -6.0]], dtype=torch.float64)
+    a = torch.tanh(u)
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    # central differences in a, with a step relative to the distance to the boundary
+    h = 1e-4 * (1 - a.abs())
+    cdf = lambda x: normal.cdf(torch.atanh(x))  # noqa: E731
+    density = (cdf(a + h) - cdf(a - h)) / (2 * h)
+    reference = density.log().sum(-1)
+    assert torch.allclose(tanh_gaussian_log_prob(u, mean, log_std), reference, rtol=1e-6, atol=1e-6)
+
+
+def test_actor_samples_lie_in_the_box_with_one_log_prob_per_state():
+    torch.manual_seed(0)
+    actor = Actor(obs_dim=5, act_dim=3)
+    obs = torch.randn(7, 5)
+    a, log_prob, a_det = actor.get_action(obs)
+    assert a.shape == a_det.shape == (7, 3) and log_prob.shape == (7,)
+    assert a.abs().max() <= 1 and a_det.abs().max() <= 1
+    mean, log_std = actor(obs)
+    assert log_std.min() >= -5 and log_std.max() <= 2
+    assert torch.allclose(a_det, torch.tanh(mean))
+    # the same log-probability as torch's own tanh-transformed Gaussian at that sample
+    ref = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, log_std.exp()), [torch.distributions.TanhTransform()]
+    )
+    assert torch.allclose(log_prob, ref.log_prob(a.clamp(-1 + 1e-6, 1 - 1e-6)).sum(-1), atol=1e-3)
+
+
+def test_actor_loss_refuses_shapes_that_would_broadcast_to_b_by_b():
+    log_pi, q = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 4.0])
+    assert actor_loss_fn(torch.tensor(0.5), log_pi, q).item() == pytest.approx((0.5 * log_pi - q).mean().item())
+    with pytest.raises(ValueError, match="must both be \\[B\\]"):
+        actor_loss_fn(torch.tensor(0.5), log_pi[:, None], q)  # [B, 1] - [B] would be [B, B]
+    with pytest.raises(ValueError, match="must both be \\[B\\]"):
+        actor_loss_fn(torch.tensor(0.5), log_pi, q[:, None])
+
+
+@pytest.mark.parametrize("entropy, direction", [(-5.0, +1), (1.0, -1)])
+def test_alpha_moves_towards_the_target_entropy(entropy, direction):
+    """Target entropy -3: entropy -5 (below) must raise alpha; entropy 1 (above) must lower it."""
+    log_alpha = torch.tensor(math.log(0.2), requires_grad=True)
+    opt = torch.optim.Adam([log_alpha], lr=1e-2)
+    log_pi = torch.full((64,), -entropy)  # entropy = -E[log pi]
+    for _ in range(3):
+        opt.zero_grad()
+        alpha_loss_fn(log_alpha, log_pi, target_entropy=-3.0).backward()
+        opt.step()
+    assert direction * (log_alpha.item() - math.log(0.2)) > 0.025  # Adam: about lr per step
+
+
+def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = Args(**TINY, total_timesteps=300, checkpoint_interval=200, checkpoint_buffer=True, save_model=True)
+    out = train(args)
+    run_dir = out["run_dir"]
+    assert out["global_step"] == 300
+    assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
+    assert out["alpha"] != pytest.approx(args.alpha), "alpha tuning ran"
+    assert out["seconds_per_iteration"] > 0
+    assert os.path.isfile(f"{run_dir}/{args.exp_name}.sac_model")
+    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    assert ckpt["global_step"] == 200 and ckpt["buffer"]["size"] == 200 and ckpt["num_updates"] > 0
+    assert not glob.glob(f"{run_dir}/*.tmp"), "checkpoints are written to a temp file, then renamed"
+
+    keys = scalars(run_dir)
+    expected = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/qf1_values",
+                "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss",
+                "losses/alpha", "losses/alpha_loss", "losses/entropy", "losses/target_q", "eval/episodic_return",
+                "eval/episodic_length"]  # fmt: skip
+    assert set(expected) <= set(keys), f"missing: {set(expected) - set(keys)}"
+
+    resumed = train(dataclasses.replace(args, total_timesteps=400, resume=out["checkpoint"]))
+    assert resumed["run_dir"] == run_dir and resumed["global_step"] == 400
+    assert [step for step, _, _ in resumed["eval_history"]] == [100, 200, 300, 400], "history up to the checkpoint kept"
+    keys = scalars(run_dir)
+    for tag, steps in keys.items():
+        assert steps == sorted(set(steps)), f"{tag} has duplicated or unordered steps after resume"
+    assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
+
+
+def test_fixed_alpha_stays_and_cleanrl_protocol_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = train(Args(**{**TINY, "num_envs": 1, "eval_interval": 0, "autotune": False, "alpha": 0.3}, total_timesteps=100))
+    assert out["global_step"] == 100 and out["alpha"] == pytest.approx(0.3)
+    assert "losses/actor_loss" in scalars(out["run_dir"]) and "losses/alpha_loss" not in scalars(out["run_dir"])
+
+
+def test_non_finite_loss_stops_the_run_naming_step_and_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = Args(**TINY, total_timesteps=400, checkpoint_interval=40, q_lr=1e30)
+    with pytest.raises(SacError, match=r"non-finite .* at global step \d+.* Last checkpoint: runs/.*/checkpoint.pt"):
+        train(args)
+    ckpt = torch.load(glob.glob("runs/*/checkpoint.pt")[0], weights_only=False)
+    assert ckpt["global_step"] == 40, "the last good checkpoint is kept, not overwritten with NaN weights"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(total_timesteps=-5), "--total-timesteps must be >= 1"),
+        (dict(num_envs=0), "--num-envs must be >= 1"),
+        (dict(policy_frequency=0), "--policy-frequency must be >= 1"),
+        (dict(learning_starts=-1), "--learning-starts must be >= 0"),
+        (dict(batch_size=512, buffer_size=100), "must not exceed --buffer-size"),
+        (dict(tau=0.0), "--gamma and --tau must be in"),
+        (dict(alpha=-0.1), "--alpha must be > 0"),
+        (dict(resume="no/such/checkpoint.pt"), "checkpoint not found: no/such/checkpoint.pt"),
+    ],
+)
+def test_invalid_arguments_get_clear_errors(change, message):
+    with pytest.raises(SacError, match=message):
+        validate_args(Args(**{**TINY, **change}))
+
+
+@pytest.mark.parametrize(
+    "env_id, message",
+    [("NoSuchEnv-v0", "cannot create env 'NoSuchEnv-v0'"), ("Pusher-v4", "use Pusher-v5"),
+     ("CartPole-v1", "needs a continuous \\(Box\\) action space")],
+)  # fmt: skip
+def test_unsuitable_envs_get_clear_errors(env_id, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SacError, match=message):
+        train(Args(**{**TINY, "env_id": env_id}))
+    assert not os.path.exists("runs"), "nothing is written before the input is checked"
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SacError, match="cannot read checkpoint garbage.pt"):
+        train(Args(**TINY, resume="garbage.pt"))
+    torch.save({"format": "sdac-checkpoint-v1"}, tmp_path / "sdac.pt")
+    with pytest.raises(SacError, match="not a SAC checkpoint"):
+        train(Args(**TINY, resume="sdac.pt"))
+    out = train(Args(**{**TINY, "eval_interval": 0}, total_timesteps=100, checkpoint_interval=100))
+    with pytest.raises(SacError, match=r"incompatible .*--q-lr 0.001 \(checkpoint\) vs 0.003 \(now\)"):
+        train(Args(**{**TINY, "q_lr": 3e-3}, total_timesteps=200, resume=out["checkpoint"]))
+    with pytest.raises(SacError, match="not before --total-timesteps"):
+        train(Args(**TINY, total_timesteps=100, resume=out["checkpoint"]))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--total-timesteps", "-5"], "error: --total-timesteps must be >= 1"),
+     (["--env-id", "CartPole-v1"], "error: SAC needs a continuous (Box) action space"),
+     (["--resume", "missing.pt"], "error: checkpoint not found: missing.pt")],
+)  # fmt: skip
+def test_command_line_errors_are_one_line_without_traceback(argv, message, tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "sac_continuous_action.py"), *argv],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "runs")
