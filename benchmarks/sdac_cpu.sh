@@ -14,4 +14,4 @@ for seed in 1 2; do
     --total-timesteps 100000 --eval-interval 5000 $CPU > benchmarks/logs/Hopper-v4_$seed.log 2>&1 & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-python benchmarks/summarize_evals.py runs --exp-name cpu --solved InvertedPendulum-v4=950
+python benchmarks/report.py runs --exp-name cpu --solved InvertedPendulum-v4=950 --out benchmarks/logs/report --title "SDAC, CPU settings"

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Runs every combination of scripts x env ids x seeds, on this machine (in parallel) or as a Slurm job array.
+# Resumable: run it again with the same --out and finished runs are skipped, interrupted ones continue from their
+# last checkpoint. Then: python benchmarks/report.py OUT  (table, curves, times).
+#
+#   bash benchmark.sh --scripts sdac_continuous_action.py sac_continuous_action.py \
+#       --env-ids Hopper-v4 Walker2d-v4 --seeds 1 2 3 -- --total-timesteps 100000
+#   bash benchmark.sh --slurm --slurm-time 08:00:00 --slurm-gpus 1 --env-ids Ant-v4 --seeds 1 2 3 4 5
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+usage() {
+  cat <<'USAGE'
+usage: benchmark.sh [options] [-- extra args for every run]
+  --scripts S...        training scripts (default: sdac_continuous_action.py sac_continuous_action.py)
+  --env-ids E...        env ids (default: Hopper-v4)
+  --seeds N...          seeds (default: 1)
+  --out DIR             sweep folder: runs/, logs/, done/ (default: sweep)
+  --jobs N              runs at once on this machine (default: number of cores)
+  --gpus N              GPUs to spread runs over, CUDA_VISIBLE_DEVICES round robin (default: as nvidia-smi lists)
+  --checkpoint-interval N   env steps between checkpoints, for resuming (default: 50000)
+  --dry-run             print the commands, run nothing
+  --slurm               submit one Slurm job array (one run per array task) instead of running here
+  --slurm-partition P, --slurm-time T (default 24:00:00), --slurm-cpus N (default 2), --slurm-mem M (default 8G),
+  --slurm-gpus N (default 0), --slurm-max-parallel N (array throttle), --slurm-wait (wait, then summarise)
+Each run: cd OUT && python REPO/SCRIPT --env-id E --seed N --exp-name NAME --checkpoint-interval K [extra]
+(NAME is the script's name without _continuous_action.py); log in OUT/logs/NAME__E__N.log.
+USAGE
+}
+die() { echo "error: $*" >&2; exit 2; }
+
+scripts=(sdac_continuous_action.py sac_continuous_action.py); env_ids=(Hopper-v4); seeds=(1); extra=()
+out=sweep; jobs=$(nproc); gpus=""; ckpt_interval=50000; dry_run=0; slurm=0; task_index=""
+slurm_partition=""; slurm_time=24:00:00; slurm_cpus=2; slurm_mem=8G; slurm_gpus=0; slurm_max=""; slurm_wait=0
+list() {  # collect values up to the next option
+  local -n into=$1; shift; into=()
+  while [ $# -gt 0 ] && [[ $1 != --* ]]; do into+=("$1"); shift; done
+}
+while [ $# -gt 0 ]; do
+  opt=$1; shift
+  case $opt in
+    --scripts) list scripts "$@"; shift ${#scripts[@]} ;;
+    --env-ids) list env_ids "$@"; shift ${#env_ids[@]} ;;
+    --seeds) list seeds "$@"; shift ${#seeds[@]} ;;
+    --out|--jobs|--gpus|--checkpoint-interval|--slurm-partition|--slurm-time|--slurm-cpus|--slurm-mem|--slurm-gpus|--slurm-max-parallel|--task-index)
+      [ $# -gt 0 ] && [[ $1 != --* ]] || die "$opt needs a value"; val=$1; shift
+      case $opt in
+        --out) out=$val ;; --jobs) jobs=$val ;; --gpus) gpus=$val ;; --checkpoint-interval) ckpt_interval=$val ;;
+        --slurm-partition) slurm_partition=$val ;; --slurm-time) slurm_time=$val ;; --slurm-cpus) slurm_cpus=$val ;;
+        --slurm-mem) slurm_mem=$val ;; --slurm-gpus) slurm_gpus=$val ;; --slurm-max-parallel) slurm_max=$val ;;
+        --task-index) task_index=$val ;;
+      esac ;;
+    --dry-run) dry_run=1 ;;
+    --slurm) slurm=1 ;;
+    --slurm-wait) slurm_wait=1 ;;
+    --) extra=("$@"); break ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $opt" ;;
+  esac
+done
+
+# check the input before anything runs
+[ ${#scripts[@]} -gt 0 ] && [ ${#env_ids[@]} -gt 0 ] && [ ${#seeds[@]} -gt 0 ] || die "--scripts, --env-ids and --seeds need at least one value"
+for s in "${scripts[@]}"; do [ -f "$REPO/$s" ] || die "no such script: $REPO/$s"; done
+for n in "${seeds[@]}"; do [[ $n =~ ^[0-9]+$ ]] || die "seeds must be non-negative integers, got '$n'"; done
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got '$jobs'"
+[[ $ckpt_interval =~ ^[1-9][0-9]*$ ]] || die "--checkpoint-interval must be a positive integer, got '$ckpt_interval'"
+for a in "${extra[@]}"; do
+  case $a in --exp-name*|--env-id*|--seed|--seed=*|--resume*) die "$a is set by benchmark.sh; do not pass it after --" ;; esac
+done
+if [ -z "$gpus" ]; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
+[[ $gpus =~ ^[0-9]+$ ]] || die "--gpus must be a non-negative integer, got '$gpus'"
+PYTHON=${PYTHON:-python}
+
+# every combination, in a fixed order (the Slurm array index refers to it)
+combos=()
+for s in "${scripts[@]}"; do for e in "${env_ids[@]}"; do for n in "${seeds[@]}"; do combos+=("$s $e $n"); done; done; done
+
+name_of() { local b; b=$(basename "$1" .py); echo "${b%_continuous_action}"; }
+
+# one run: skip if finished, resume from its last checkpoint if interrupted, else start afresh
+run_one() {  # script env seed gpu_index
+  local script=$1 env=$2 seed=$3 gpu=$4 name key log ckpt resume=() rc
+  name=$(name_of "$script"); key="${name}__${env}__${seed}"; log="$out/logs/$key.log"
+  if [ -e "$out/done/$key" ]; then echo "skipped  $key (finished before)"; echo skipped > "$out/status/$key"; return 0; fi
+  ckpt=$(cd "$out" && ls -t runs/"${env}__${name}__${seed}"__*/checkpoint.pt 2>/dev/null | head -1)
+  if [ -n "$ckpt" ]; then
+    resume=(--resume "$ckpt")
+  else  # attempts that died before their first checkpoint: moved aside, never deleted
+    for d in "$out"/runs/"${env}__${name}__${seed}"__*; do [ -d "$d" ] && mkdir -p "$out/incomplete" && mv "$d" "$out/incomplete/"; done
+  fi
+  local cmd=("$PYTHON" "$REPO/$script" --env-id "$env" --seed "$seed" --exp-name "$name"
+             --checkpoint-interval "$ckpt_interval" "${extra[@]}" "${resume[@]}")
+  local cuda=""; [ "$gpus" -gt 0 ] && cuda="CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "
+  if [ $dry_run = 1 ]; then echo "(cd $out && $cuda${cmd[*]}) > $log 2>&1"; return 0; fi
+  echo "started  $key${resume:+ (resuming from ${ckpt})}"
+  { echo "# $(date -u +%FT%TZ) ${cuda}${cmd[*]}"; } >> "$log"
+  if [ -n "$cuda" ]; then (cd "$out" && CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "${cmd[@]}") >> "$log" 2>&1
+  else (cd "$out" && "${cmd[@]}") >> "$log" 2>&1; fi
+  rc=$?
+  if [ $rc = 0 ]; then touch "$out/done/$key"; echo finished > "$out/status/$key"; echo "finished $key"
+  else echo failed > "$out/status/$key"; echo "failed   $key (exit $rc; log: $log)"; fi
+  return $rc
+}
+
+summary() {  # counts of this invocation's status files; non-zero exit if any run failed
+  local f=0 x=0 s=0 k st
+  for c in "${combos[@]}"; do
+    read -r sc en se <<< "$c"; k="$(name_of "$sc")__${en}__${se}"
+    st=$(cat "$out/status/$k" 2>/dev/null || echo "not run")
+    case $st in finished) f=$((f + 1)) ;; skipped) s=$((s + 1)) ;; *) x=$((x + 1)); echo "not finished: $k ($st)" ;; esac
+  done
+  echo "summary: ${#combos[@]} runs: $f finished, $x failed, $s skipped (finished before). Folder: $out"
+  [ $x = 0 ]
+}
+
+if [ $dry_run = 0 ]; then mkdir -p "$out/logs" "$out/done" "$out/status" "$out/runs"; fi
+out=$(cd "$out" 2>/dev/null && pwd || echo "$out")
+
+# a Slurm array task runs the one combination its index names
+if [ -n "$task_index" ]; then
+  [[ $task_index =~ ^[0-9]+$ ]] && [ "$task_index" -lt ${#combos[@]} ] || die "--task-index $task_index out of range"
+  read -r sc en se <<< "${combos[$task_index]}"
+  run_one "$sc" "$en" "$se" 0
+  exit $?
+fi
+
+if [ $slurm = 1 ]; then
+  command -v sbatch >/dev/null || die "--slurm needs sbatch on the PATH"
+  rm -f "$out"/status/* 2>/dev/null
+  # the array task calls this script again with the same sweep plus its index
+  pass=(--scripts "${scripts[@]}" --env-ids "${env_ids[@]}" --seeds "${seeds[@]}" --out "$out"
+        --checkpoint-interval "$ckpt_interval")
+  sb=(--array="0-$((${#combos[@]} - 1))${slurm_max:+%$slurm_max}" --job-name=sdac-sweep
+      --output="$out/logs/slurm-%A_%a.out" --time="$slurm_time" --cpus-per-task="$slurm_cpus" --mem="$slurm_mem")
+  [ -n "$slurm_partition" ] && sb+=(--partition="$slurm_partition")
+  [ "$slurm_gpus" -gt 0 ] && sb+=(--gres="gpu:$slurm_gpus")
+  [ $slurm_wait = 1 ] && sb+=(--wait)
+  wrap="$(printf '%q ' bash "$REPO/benchmark.sh" "${pass[@]}" --task-index) \$SLURM_ARRAY_TASK_ID $(printf '%q ' -- "${extra[@]}")"
+  # torch threads: one per allocated CPU
+  wrap="export OMP_NUM_THREADS=\${SLURM_CPUS_PER_TASK:-1}; $wrap"
+  if [ $dry_run = 1 ]; then echo "sbatch ${sb[*]} --wrap '$wrap'"; exit 0; fi
+  echo "submitting ${#combos[@]} runs as one job array"
+  sbatch "${sb[@]}" --wrap "$wrap"
+  rc=$?
+  if [ $slurm_wait = 1 ]; then summary; exit $?; fi
+  exit $rc
+fi
+
+# locally: at most $jobs runs at once, one torch thread per core share
+rm -f "$out"/status/* 2>/dev/null
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
+i=0
+for c in "${combos[@]}"; do
+  read -r sc en se <<< "$c"
+  if [ $dry_run = 0 ]; then while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done; fi
+  run_one "$sc" "$en" "$se" $i &
+  i=$((i + 1))
+  [ $dry_run = 1 ] && wait
+done
+wait
+[ $dry_run = 1 ] && exit 0
+summary

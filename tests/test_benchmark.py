@@ -1,0 +1,200 @@
+"""benchmark.sh (a real local sweep: parallel runs, skip, resume, failure, summary; and a real Slurm, when there is
+one) and benchmarks/report.py (on event files with known values)."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import report  # noqa: E402
+
+# tiny runs that both scripts accept: a few seconds each, updates and evaluations included
+TINY = ["--total-timesteps", "120", "--num-envs", "2", "--learning-starts", "40", "--batch-size", "16", "--buffer-size",
+        "500", "--eval-interval", "60", "--eval-episodes", "2", "--log-interval", "20", "--no-cuda"]  # fmt: skip
+
+
+def bench(*args, cwd, env=None, timeout=300):
+    return subprocess.run(["bash", os.path.join(REPO, "benchmark.sh"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHON": sys.executable, **(env or {})})  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report.py
+
+
+def write_run(root, env_id, exp, seed, evals, walls):
+    """One run folder with eval/episodic_return = evals {step: value}, logged at the given wall times."""
+    d = os.path.join(root, "runs", f"{env_id}__{exp}__{seed}__1700000000")
+    w = SummaryWriter(d)
+    for (step, value), wall in zip(sorted(evals.items()), walls):
+        w.add_scalar("eval/episodic_return", value, step, walltime=wall)
+        w.add_scalar("charts/SPS", 100, step, walltime=wall)
+    w.close()
+    return d
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    write_run(tmp_path, "Hopper-v4", "sdac", 1, {100: 10.0, 200: 30.0, 300: 20.0}, [0, 50, 100])
+    write_run(tmp_path, "Hopper-v4", "sdac", 2, {100: 20.0, 200: 50.0, 300: 40.0}, [0, 100, 200])
+    write_run(tmp_path, "Hopper-v4", "sac", 1, {100: 5.0, 200: 6.0, 300: 7.0}, [0, 60, 120])
+    write_run(tmp_path, "InvertedPendulum-v4", "sac", 1, {100: 500.0, 200: 1000.0}, [0, 30])
+    return tmp_path
+
+
+def test_report_table_has_the_known_numbers(sweep):
+    runs = report.find_runs(str(sweep))
+    assert len(runs) == 4
+    table = report.table_1(runs)
+    # SDAC on Hopper: best 30 and 50 -> 40 +- 10; final 20 and 40 -> 30 +- 10; paper's SDAC Hopper beside it
+    assert "| Hopper-v4 | SDAC | 40.0 +- 10.0 | 30.0 +- 10.0 | 2 | 300 | 3275 +- 55 |" in table
+    assert "| Hopper-v4 | SAC | 7.0 +- 0.0 | 7.0 +- 0.0 | 1 | 300 | 3197 +- 294 |" in table
+    assert "| InvertedPendulum-v4 | SAC | 1000.0 +- 0.0 | 1000.0 +- 0.0 | 1 | 200 | 1000 +- 0 |" in table
+    per_run = report.per_run_table(runs, {"InvertedPendulum-v4": 950.0, "Hopper-v4": 45.0})
+    # wall-clock 200 s = 3.3 min, 300 steps / 200 s = 2 steps/s; Hopper seed 2 reached 45 first at step 200
+    assert "| Hopper-v4 | SDAC | 2 | 300 | 40.0 | 50.0 | 3.3 | 2 | 200 |" in per_run
+    assert "| Hopper-v4 | SDAC | 1 | 300 | 20.0 | 30.0 | 1.7 | 3 | not reached |" in per_run
+    assert "| InvertedPendulum-v4 | SAC | 1 | 200 | 1000.0 | 1000.0 | 0.5 | 7 | 200 |" in per_run
+
+
+def test_report_curve_is_the_mean_and_std_over_seeds(sweep):
+    rs = [r for r in report.find_runs(str(sweep)) if r.algo == "SDAC"]
+    x, m, s = report.curve(rs)
+    assert x.tolist() == [100, 200, 300]
+    assert np.allclose(m, [15, 40, 30]) and np.allclose(s, [5, 10, 10])
+
+
+def test_report_command_writes_markdown_and_one_png_per_env(sweep, tmp_path):
+    out = tmp_path / "out"
+    assert report.main([str(sweep), "--out", str(out), "--solved", "InvertedPendulum-v4=950"]) == 0
+    text = (out / "report.md").read_text()
+    assert "paper's Table 1" in text and "![curves_Hopper-v4.png](curves_Hopper-v4.png)" in text
+    assert sorted(os.listdir(out)) == ["curves_Hopper-v4.png", "curves_InvertedPendulum-v4.png", "report.md"]
+    assert (out / "curves_Hopper-v4.png").read_bytes()[:4] == b"\x89PNG"
+    assert report.main([str(sweep), "--exp-name", "sac", "--out", str(tmp_path / "sac")]) == 0
+    assert "| SDAC |" not in (tmp_path / "sac" / "report.md").read_text()
+    assert report.main([str(tmp_path / "nowhere")]) == 2
+    assert report.main([str(sweep), "--solved", "nonsense"]) == 2
+
+
+def test_resumed_run_wall_clock_sums_its_attempts(tmp_path):
+    d = write_run(tmp_path, "Hopper-v4", "sac", 1, {100: 1.0, 200: 2.0}, [0, 60])
+    w = SummaryWriter(d, filename_suffix=".second")  # a second attempt, an hour later, 40 s long
+    w.add_scalar("eval/episodic_return", 3.0, 300, walltime=3600)
+    w.add_scalar("eval/episodic_return", 4.0, 400, walltime=3640)
+    w.close()
+    (run,) = report.find_runs(str(tmp_path))
+    assert run.wall_seconds == pytest.approx(100) and run.steps.tolist() == [100, 200, 300, 400]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# benchmark.sh on this machine
+
+
+def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
+    proc = bench("--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
+                 "Walker2d-v4", "--seeds", "1", "2", "3", "--out", "sw", "--dry-run", "--", "--total-timesteps", "7",
+                 cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if "python" in ln]
+    assert len(lines) == 12
+    assert sum("sac_continuous_action.py --env-id Walker2d-v4 --seed 3 --exp-name sac" in ln for ln in lines) == 1
+    assert all("--total-timesteps 7" in ln and "--checkpoint-interval 50000" in ln for ln in lines)
+    assert not os.path.exists(tmp_path / "sw")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--bogus"], "unknown option --bogus"), (["--scripts", "nope.py"], "no such script"),
+     (["--seeds", "x"], "seeds must be non-negative integers"), (["--jobs", "0"], "--jobs must be a positive integer"),
+     (["--", "--exp-name", "x"], "--exp-name is set by benchmark.sh"), (["--out"], "--out needs a value")],
+)  # fmt: skip
+def test_bad_input_gets_one_line_errors(args, message, tmp_path):
+    proc = bench(*args, "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_reports_failures(tmp_path):
+    common = ["--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
+              "--seeds", "1", "2", "--out", "sw", "--jobs", "2", "--checkpoint-interval", "60", "--"]  # fmt: skip
+    proc = bench(*common, *TINY, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 runs: 4 finished, 0 failed, 0 skipped" in proc.stdout
+    sw = tmp_path / "sw"
+    assert sorted(os.listdir(sw / "done")) == ["sac__Hopper-v4__1", "sac__Hopper-v4__2", "sdac__Hopper-v4__1",
+                                              "sdac__Hopper-v4__2"]  # fmt: skip
+    for log in glob.glob(str(sw / "logs" / "*.log")):
+        assert "eval_return" in open(log).read()
+    assert len(report.find_runs(str(sw))) == 4
+
+    # again: everything is skipped
+    proc = bench(*common, *TINY, cwd=tmp_path)
+    assert proc.returncode == 0 and "4 runs: 0 finished, 0 failed, 4 skipped" in proc.stdout
+
+    # an interrupted run (no done marker, a checkpoint at step 60) continues from its checkpoint to a longer target
+    os.remove(sw / "done" / "sac__Hopper-v4__2")
+    longer = [*TINY[:1], "180", *TINY[2:]]
+    proc = bench(*common, *longer, cwd=tmp_path)
+    assert proc.returncode == 0 and "4 runs: 1 finished, 0 failed, 3 skipped" in proc.stdout, proc.stdout
+    assert "at global step 120" in (sw / "logs" / "sac__Hopper-v4__2.log").read_text()
+    (run,) = [r for r in report.find_runs(str(sw)) if r.algo == "SAC" and r.seed == 2]
+    assert run.steps.tolist() == [60, 120, 180], "one run folder, continued, not a second one"
+
+    # a run that fails is reported, and the exit status says so
+    proc = bench("--scripts", "sac_continuous_action.py", "--env-ids", "CartPole-v1", "--out", "sw", "--", *TINY,
+                 cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1 and "1 runs: 0 finished, 1 failed, 0 skipped" in proc.stdout
+    assert "needs a continuous (Box) action space" in (sw / "logs" / "sac__CartPole-v1__1.log").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# benchmark.sh --slurm against a real single-node Slurm (slurmctld, slurmd and munged on localhost)
+
+
+def slurm_available() -> str:
+    missing = [c for c in ("sbatch", "slurmctld", "slurmd", "munged") if shutil.which(c) is None]
+    if missing:
+        return f"Slurm not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
+    if os.geteuid() != 0:
+        return "starting slurmd and munged needs root"
+    return ""
+
+
+@pytest.mark.skipif(bool(slurm_available()), reason=slurm_available() or "-")
+def test_slurm_job_array_runs_every_combination(tmp_path):
+    conf_dir = tmp_path / "slurm"
+    up = subprocess.run(["bash", os.path.join(REPO, "tests", "slurm", "start_local_slurm.sh"), str(conf_dir)],
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        run_slurm_sweep(tmp_path, {"SLURM_CONF": str(conf_dir / "slurm.conf")})
+    finally:  # stop this test's slurmctld and slurmd (started with -f <conf_dir>/slurm.conf)
+        subprocess.run(["pkill", "-f", str(conf_dir / "slurm.conf")])
+
+
+def run_slurm_sweep(tmp_path, env):
+    args = ["--slurm", "--slurm-wait", "--slurm-cpus", "1", "--slurm-mem", "2G", "--slurm-time", "00:10:00",
+            "--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
+            "--seeds", "1", "2", "--out", "sw", "--checkpoint-interval", "60", "--", *TINY]  # fmt: skip
+    proc = bench(*args, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "submitting 4 runs as one job array" in proc.stdout
+    assert "4 runs: 4 finished, 0 failed, 0 skipped" in proc.stdout
+    sw = tmp_path / "sw"
+    assert len(glob.glob(str(sw / "logs" / "slurm-*_*.out"))) == 4, "one Slurm output per array task"
+    for key in ["sdac__Hopper-v4__1", "sdac__Hopper-v4__2", "sac__Hopper-v4__1", "sac__Hopper-v4__2"]:
+        assert (sw / "done" / key).exists()
+        assert "global_step=120, eval_return=" in (sw / "logs" / f"{key}.log").read_text()
+    runs = report.find_runs(str(sw))
+    assert sorted((r.algo, r.seed, r.steps.tolist()[-1]) for r in runs) == [
+        ("SAC", 1, 120), ("SAC", 2, 120), ("SDAC", 1, 120), ("SDAC", 2, 120)]  # fmt: skip
+    # submitted again: every array task finds its run finished
+    proc = bench(*args, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0 and "4 runs: 0 finished, 0 failed, 4 skipped" in proc.stdout, proc.stdout
