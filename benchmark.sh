@@ -19,18 +19,21 @@ usage: benchmark.sh [options] [-- extra args for every run]
   --jobs N              runs at once on this machine (default: number of cores)
   --gpus N              GPUs to spread runs over, CUDA_VISIBLE_DEVICES round robin (default: as nvidia-smi lists)
   --checkpoint-interval N   env steps between checkpoints, for resuming (default: 50000)
+  --args-for SCRIPT 'ARGS'  extra args for that script's runs only (repeatable), e.g.
+                        --args-for sdac_continuous_action.py '--num-candidates 4 --num-reverse-samples 16'
   --dry-run             print the commands, run nothing
   --slurm               submit one Slurm job array (one run per array task) instead of running here
   --slurm-partition P, --slurm-time T (default 24:00:00), --slurm-cpus N (default 2), --slurm-mem M (default 8G),
   --slurm-gpus N (default 0), --slurm-max-parallel N (array throttle), --slurm-wait (wait, then summarise)
 Each run: cd OUT && python REPO/SCRIPT --env-id E --seed N --exp-name NAME --checkpoint-interval K [extra]
-(NAME is the script's name without _continuous_action.py); log in OUT/logs/NAME__E__N.log.
+(NAME is the script's name without _continuous_action.py; then its --args-for args); log in OUT/logs/NAME__E__N.log.
 USAGE
 }
 die() { echo "error: $*" >&2; exit 2; }
 
 scripts=(sdac_continuous_action.py sac_continuous_action.py); env_ids=(Hopper-v4); seeds=(1); extra=()
 out=sweep; jobs=$(nproc); gpus=""; ckpt_interval=50000; dry_run=0; slurm=0; task_index=""
+declare -A args_for=()
 slurm_partition=""; slurm_time=24:00:00; slurm_cpus=2; slurm_mem=8G; slurm_gpus=0; slurm_max=""; slurm_wait=0
 list() {  # collect values up to the next option
   local -n into=$1; shift; into=()
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
         --slurm-mem) slurm_mem=$val ;; --slurm-gpus) slurm_gpus=$val ;; --slurm-max-parallel) slurm_max=$val ;;
         --task-index) task_index=$val ;;
       esac ;;
+    --args-for) [ $# -ge 2 ] || die "--args-for needs a script and its args"; args_for[$1]="${args_for[$1]:-} $2"; shift 2 ;;
     --dry-run) dry_run=1 ;;
     --slurm) slurm=1 ;;
     --slurm-wait) slurm_wait=1 ;;
@@ -65,8 +69,11 @@ for s in "${scripts[@]}"; do [ -f "$REPO/$s" ] || die "no such script: $REPO/$s"
 for n in "${seeds[@]}"; do [[ $n =~ ^[0-9]+$ ]] || die "seeds must be non-negative integers, got '$n'"; done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got '$jobs'"
 [[ $ckpt_interval =~ ^[1-9][0-9]*$ ]] || die "--checkpoint-interval must be a positive integer, got '$ckpt_interval'"
-for a in "${extra[@]}"; do
-  case $a in --exp-name*|--env-id*|--seed|--seed=*|--resume*) die "$a is set by benchmark.sh; do not pass it after --" ;; esac
+for k in "${!args_for[@]}"; do
+  printf '%s\n' "${scripts[@]}" | grep -qxF "$k" || die "--args-for $k: not one of --scripts"
+done
+for a in "${extra[@]}" ${args_for[@]+${args_for[@]}}; do
+  case $a in --exp-name*|--env-id*|--seed|--seed=*|--resume*) die "$a is set by benchmark.sh; do not pass it in the extra args" ;; esac
 done
 if [ -z "$gpus" ]; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
 [[ $gpus =~ ^[0-9]+$ ]] || die "--gpus must be a non-negative integer, got '$gpus'"
@@ -83,14 +90,15 @@ run_one() {  # script env seed gpu_index
   local script=$1 env=$2 seed=$3 gpu=$4 name key log ckpt resume=() rc
   name=$(name_of "$script"); key="${name}__${env}__${seed}"; log="$out/logs/$key.log"
   if [ -e "$out/done/$key" ]; then echo "skipped  $key (finished before)"; echo skipped > "$out/status/$key"; return 0; fi
-  ckpt=$(cd "$out" && ls -t runs/"${env}__${name}__${seed}"__*/checkpoint.pt 2>/dev/null | head -1)
+  ckpt=$(cd "$out" 2>/dev/null && ls -t runs/"${env}__${name}__${seed}"__*/checkpoint.pt 2>/dev/null | head -1)
   if [ -n "$ckpt" ]; then
     resume=(--resume "$ckpt")
   else  # attempts that died before their first checkpoint: moved aside, never deleted
     for d in "$out"/runs/"${env}__${name}__${seed}"__*; do [ -d "$d" ] && mkdir -p "$out/incomplete" && mv "$d" "$out/incomplete/"; done
   fi
+  local own=(); read -r -a own <<< "${args_for[$script]:-}"
   local cmd=("$PYTHON" "$REPO/$script" --env-id "$env" --seed "$seed" --exp-name "$name"
-             --checkpoint-interval "$ckpt_interval" "${extra[@]}" "${resume[@]}")
+             --checkpoint-interval "$ckpt_interval" "${extra[@]}" "${own[@]}" "${resume[@]}")
   local cuda=""; [ "$gpus" -gt 0 ] && cuda="CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "
   if [ $dry_run = 1 ]; then echo "(cd $out && $cuda${cmd[*]}) > $log 2>&1"; return 0; fi
   echo "started  $key${resume:+ (resuming from ${ckpt})}"
@@ -131,6 +139,7 @@ if [ $slurm = 1 ]; then
   # the array task calls this script again with the same sweep plus its index
   pass=(--scripts "${scripts[@]}" --env-ids "${env_ids[@]}" --seeds "${seeds[@]}" --out "$out"
         --checkpoint-interval "$ckpt_interval")
+  for k in "${!args_for[@]}"; do pass+=(--args-for "$k" "${args_for[$k]}"); done
   sb=(--array="0-$((${#combos[@]} - 1))${slurm_max:+%$slurm_max}" --job-name=sdac-sweep
       --output="$out/logs/slurm-%A_%a.out" --time="$slurm_time" --cpus-per-task="$slurm_cpus" --mem="$slurm_mem")
   [ -n "$slurm_partition" ] && sb+=(--partition="$slurm_partition")

@@ -18,6 +18,7 @@ import report  # noqa: E402
 # tiny runs that both scripts accept: a few seconds each, updates and evaluations included
 TINY = ["--total-timesteps", "120", "--num-envs", "2", "--learning-starts", "40", "--batch-size", "16", "--buffer-size",
         "500", "--eval-interval", "60", "--eval-episodes", "2", "--log-interval", "20", "--no-cuda"]  # fmt: skip
+SDAC_SMALL = ["--args-for", "sdac_continuous_action.py", "--num-candidates 2 --num-reverse-samples 4 --diffusion-steps 4"]
 
 
 def bench(*args, cwd, env=None, timeout=300):
@@ -100,13 +101,16 @@ def test_resumed_run_wall_clock_sums_its_attempts(tmp_path):
 
 def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
     proc = bench("--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
-                 "Walker2d-v4", "--seeds", "1", "2", "3", "--out", "sw", "--dry-run", "--", "--total-timesteps", "7",
+                 "Walker2d-v4", "--seeds", "1", "2", "3", "--out", "sw", "--dry-run", "--args-for",
+                 "sdac_continuous_action.py", "--num-candidates 4 --diffusion-steps 10", "--", "--total-timesteps", "7",
                  cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if "python" in ln]
     assert len(lines) == 12
     assert sum("sac_continuous_action.py --env-id Walker2d-v4 --seed 3 --exp-name sac" in ln for ln in lines) == 1
     assert all("--total-timesteps 7" in ln and "--checkpoint-interval 50000" in ln for ln in lines)
+    # --args-for reaches that script's runs only
+    assert all(("--num-candidates 4 --diffusion-steps 10" in ln) == ("sdac_continuous" in ln) for ln in lines)
     assert not os.path.exists(tmp_path / "sw")
 
 
@@ -114,7 +118,9 @@ def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
     "args, message",
     [(["--bogus"], "unknown option --bogus"), (["--scripts", "nope.py"], "no such script"),
      (["--seeds", "x"], "seeds must be non-negative integers"), (["--jobs", "0"], "--jobs must be a positive integer"),
-     (["--", "--exp-name", "x"], "--exp-name is set by benchmark.sh"), (["--out"], "--out needs a value")],
+     (["--", "--exp-name", "x"], "--exp-name is set by benchmark.sh"),
+     (["--args-for", "sdac_continuous_action.py", "--resume x"], "--resume is set by benchmark.sh"),
+     (["--args-for", "nope.py", "--x"], "not one of --scripts"), (["--out"], "--out needs a value")],
 )  # fmt: skip
 def test_bad_input_gets_one_line_errors(args, message, tmp_path):
     proc = bench(*args, "--dry-run", cwd=tmp_path)
@@ -123,7 +129,7 @@ def test_bad_input_gets_one_line_errors(args, message, tmp_path):
 
 def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_reports_failures(tmp_path):
     common = ["--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
-              "--seeds", "1", "2", "--out", "sw", "--jobs", "2", "--checkpoint-interval", "60", "--"]  # fmt: skip
+              "--seeds", "1", "2", "--out", "sw", "--jobs", "2", "--checkpoint-interval", "60", *SDAC_SMALL, "--"]  # fmt: skip
     proc = bench(*common, *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 runs: 4 finished, 0 failed, 0 skipped" in proc.stdout
@@ -182,7 +188,7 @@ def test_slurm_job_array_runs_every_combination(tmp_path):
 def run_slurm_sweep(tmp_path, env):
     args = ["--slurm", "--slurm-wait", "--slurm-cpus", "1", "--slurm-mem", "2G", "--slurm-time", "00:10:00",
             "--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
-            "--seeds", "1", "2", "--out", "sw", "--checkpoint-interval", "60", "--", *TINY]  # fmt: skip
+            "--seeds", "1", "2", "--out", "sw", "--checkpoint-interval", "60", *SDAC_SMALL, "--", *TINY]  # fmt: skip
     proc = bench(*args, cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "submitting 4 runs as one job array" in proc.stdout
@@ -191,7 +197,9 @@ def run_slurm_sweep(tmp_path, env):
     assert len(glob.glob(str(sw / "logs" / "slurm-*_*.out"))) == 4, "one Slurm output per array task"
     for key in ["sdac__Hopper-v4__1", "sdac__Hopper-v4__2", "sac__Hopper-v4__1", "sac__Hopper-v4__2"]:
         assert (sw / "done" / key).exists()
-        assert "global_step=120, eval_return=" in (sw / "logs" / f"{key}.log").read_text()
+        log = (sw / "logs" / f"{key}.log").read_text()
+        assert "global_step=120, eval_return=" in log
+        assert ("--num-candidates 2" in log) == key.startswith("sdac"), "--args-for reached the array tasks"
     runs = report.find_runs(str(sw))
     assert sorted((r.algo, r.seed, r.steps.tolist()[-1]) for r in runs) == [
         ("SAC", 1, 120), ("SAC", 2, 120), ("SDAC", 1, 120), ("SDAC", 2, 120)]  # fmt: skip
