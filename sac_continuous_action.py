@@ -38,6 +38,12 @@ class Args:
     """also put the replay buffer in checkpoints (large: up to buffer_size transitions)"""
     resume: Optional[str] = None
     """path of a checkpoint to continue from; pass the same hyperparameters as the run that wrote it"""
+    compile: bool = False
+    """torch.compile the update steps (forward, backward, optimiser step) and the action sampler"""
+    cudagraphs: bool = False
+    """also capture them in CUDA graphs (torch.compile mode "reduce-overhead"; needs CUDA)"""
+    tf32: bool = False
+    """allow TF32 matmuls on Ampere and later GPUs (faster, about 1e-3 relative precision)"""
 
     # Environment and data: the paper's baseline protocol (Appendix C.2): 5 envs, 1 update per vector step.
     # CleanRL's protocol: --num-envs 1 --learning-starts 5000 (one update per env step).
@@ -173,6 +179,8 @@ def validate_args(args: Args) -> None:
         raise SacError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
     if args.resume is not None and not os.path.isfile(args.resume):
         raise SacError(f"checkpoint not found: {args.resume}")
+    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
+        raise SacError("--cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,13 +193,30 @@ def mlp(in_dim: int, out_dim: int, hidden: int = 256) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
 
-class QNetwork(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int):
+class BatchedLinear(nn.Module):
+    """n independent linear layers in one batched matmul, [n, B, in] -> [n, B, out]; nn.Linear's init per member."""
+
+    def __init__(self, n: int, in_dim: int, out_dim: int):
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, 1)
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class TwinQNetwork(nn.Module):
+    """The twin critics Q1, Q2 (independent weights), evaluated in one batched call: returns [2, B]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(BatchedLinear(2, obs_dim + act_dim, hidden), nn.ReLU(), BatchedLinear(2, hidden, hidden),
+                                 nn.ReLU(), BatchedLinear(2, hidden, 1))  # fmt: skip
 
     def forward(self, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, a], -1)).squeeze(-1)
+        x = torch.cat([obs, a], -1)
+        return self.net(x.expand(2, *x.shape)).squeeze(-1)
 
 
 def tanh_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -224,8 +249,8 @@ class Actor(nn.Module):
         return torch.tanh(u), log_prob, torch.tanh(mean)
 
 
-def min_q(qf1: nn.Module, qf2: nn.Module, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    return torch.min(qf1(obs, a), qf2(obs, a))
+def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return qf(obs, a).min(0).values
 
 
 def actor_loss_fn(alpha: torch.Tensor, log_pi: torch.Tensor, min_qf_pi: torch.Tensor) -> torch.Tensor:
@@ -240,6 +265,63 @@ def alpha_loss_fn(log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy:
     """J(alpha) = E[-alpha (log pi + target_entropy)] on log alpha: alpha grows when the entropy -E[log pi] is
     below target and shrinks when it is above."""
     return (-log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# One gradient step, as two functions that --compile / --cudagraphs compile whole
+
+
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau online, all parameters in one fused call."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch.optim.Adam:
+    """Adam; capturable on CUDA when compiled (its step count stays on the GPU, as CUDA graphs need)."""
+    return torch.optim.Adam(params, lr=lr, capturable=(args.compile or args.cudagraphs) and device.type == "cuda")
+
+
+def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, a_optimizer, target_entropy: float,
+                 args: Args):  # fmt: skip
+    """The critic step and one policy (and alpha) step as functions of the batch that return their statistics as
+    tensors: no host sync, so the whole step can run on the GPU and be compiled."""
+
+    def update_critic(data: Batch) -> dict[str, torch.Tensor]:
+        # soft policy evaluation: y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s'))
+        with torch.no_grad():
+            next_a, next_log_pi, _ = actor.get_action(data.next_obs)
+            next_q = min_q(qf_target, data.next_obs, next_a) - log_alpha.exp() * next_log_pi
+            next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
+        qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2
+        assert qf_a_values.shape == (2, *next_q_value.shape) and next_q_value.dim() == 1
+        qf_losses = ((qf_a_values - next_q_value) ** 2).mean(1)
+        q_optimizer.zero_grad()
+        qf_losses.sum().backward()
+        q_optimizer.step()
+        return dict(qf1_values=qf_a_values[0].mean(), qf2_values=qf_a_values[1].mean(), qf1_loss=qf_losses[0],
+                    qf2_loss=qf_losses[1], qf_loss=qf_losses.mean(), target_q=next_q.mean())  # fmt: skip
+
+    def update_actor(data: Batch) -> dict[str, torch.Tensor]:
+        # soft policy improvement: the reparameterised KL to exp(Q / alpha); then alpha towards the target entropy
+        pi, log_pi, _ = actor.get_action(data.obs)
+        actor_loss = actor_loss_fn(log_alpha.detach().exp(), log_pi, min_q(qf, data.obs, pi))
+        actor_optimizer.zero_grad()
+        actor_loss.backward()
+        actor_optimizer.step()
+        out = dict(actor_loss=actor_loss.detach(), entropy=-log_pi.detach().mean())
+        if args.autotune:
+            alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
+            a_optimizer.zero_grad()
+            alpha_loss.backward()
+            a_optimizer.step()
+            out["alpha_loss"] = alpha_loss.detach()
+        return out
+
+    if args.compile or args.cudagraphs:
+        mode = "reduce-overhead" if args.cudagraphs else None
+        return torch.compile(update_critic, mode=mode), torch.compile(update_actor, mode=mode)
+    return update_critic, update_actor
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -291,7 +373,8 @@ class ReplayBuffer:
 
 # hyperparameters that may change between a checkpoint and the run that resumes it
 RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
-                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic"}  # fmt: skip
+                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
+                     "compile", "cudagraphs", "tf32"}  # fmt: skip
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -305,7 +388,9 @@ def load_checkpoint(path: str, args: Args) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise SacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v1":
+    if isinstance(ckpt, dict) and ckpt.get("format") == "sac-checkpoint-v1":
+        raise SacError(f"{path} was written by an older version of this script (separate critics); start a new run")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v2":
         raise SacError(f"{path} is not a SAC checkpoint (written by sac_continuous_action.py)")
     saved, now = ckpt["args"], asdict(args)
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
@@ -322,12 +407,12 @@ def load_checkpoint(path: str, args: Args) -> dict:
 
 
 @torch.no_grad()
-def evaluate(actor, eval_envs, scale, bias, device, seed: int):
+def evaluate(act, eval_envs, scale, bias, device, seed: int):
     obs, _ = eval_envs.reset(seed=seed)
     n = eval_envs.num_envs
     returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
     while not done.all():
-        _, _, a = actor.get_action(torch.as_tensor(obs, dtype=torch.float32, device=device))
+        _, _, a = act(torch.as_tensor(obs, dtype=torch.float32, device=device))
         obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
         returns += r * ~done
         lengths += ~done
@@ -360,22 +445,28 @@ def train(args: Args) -> dict:
     obs_dim = envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
 
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
     actor = Actor(obs_dim, act_dim).to(device)
-    qf1, qf2 = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
-    qf1_target, qf2_target = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
-    qf1_target.load_state_dict(qf1.state_dict())
-    qf2_target.load_state_dict(qf2.state_dict())
-    q_optimizer = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.q_lr)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr)
+    qf = TwinQNetwork(obs_dim, act_dim).to(device)
+    qf_target = TwinQNetwork(obs_dim, act_dim).to(device)
+    qf_target.load_state_dict(qf.state_dict())
+    q_optimizer = make_optimizer(qf.parameters(), args.q_lr, args, device)
+    actor_optimizer = make_optimizer(actor.parameters(), args.policy_lr, args, device)
     log_alpha = torch.tensor(math.log(args.alpha), device=device, requires_grad=True)
-    a_optimizer = torch.optim.Adam([log_alpha], lr=args.policy_lr)
+    a_optimizer = make_optimizer([log_alpha], args.policy_lr, args, device)
     target_entropy = -args.target_entropy_scale * act_dim
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    update_critic, update_actor = make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer,
+                                               a_optimizer, target_entropy, args)  # fmt: skip
+    act = actor.get_action  # acting and evaluation
+    if args.compile or args.cudagraphs:
+        act = torch.compile(actor.get_action, mode="reduce-overhead" if args.cudagraphs else None)
 
     global_step, iteration, num_updates, eval_history = 0, 0, 0, []
     if ckpt:
-        for name, module in [("actor", actor), ("qf1", qf1), ("qf2", qf2), ("qf1_target", qf1_target),
-                             ("qf2_target", qf2_target), ("q_optimizer", q_optimizer),
+        for name, module in [("actor", actor), ("qf", qf), ("qf_target", qf_target), ("q_optimizer", q_optimizer),
                              ("actor_optimizer", actor_optimizer), ("a_optimizer", a_optimizer)]:  # fmt: skip
             module.load_state_dict(ckpt[name])
         with torch.no_grad():
@@ -403,10 +494,9 @@ def train(args: Args) -> dict:
 
     def checkpoint_state() -> dict:
         return {
-            "format": "sac-checkpoint-v1", "args": asdict(args), "run_name": run_name,
+            "format": "sac-checkpoint-v2", "args": asdict(args), "run_name": run_name,
             "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
-            "actor": actor.state_dict(), "qf1": qf1.state_dict(), "qf2": qf2.state_dict(),
-            "qf1_target": qf1_target.state_dict(), "qf2_target": qf2_target.state_dict(),
+            "actor": actor.state_dict(), "qf": qf.state_dict(), "qf_target": qf_target.state_dict(),
             "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
             "a_optimizer": a_optimizer.state_dict(), "log_alpha": log_alpha.detach().cpu(),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
@@ -432,7 +522,7 @@ def train(args: Args) -> dict:
     # start the game
     obs, _ = envs.reset(seed=args.seed + global_step)
     start_time, start_step, last_check_step, eval_seconds = time.time(), global_step, global_step, 0.0
-    first_update_iteration, first_update_time = None, None
+    timing_from, timing_start = None, None
     for iteration in range(iteration + 1, num_iterations + 1):
         global_step += args.num_envs
 
@@ -441,7 +531,7 @@ def train(args: Args) -> dict:
             actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
         else:
             with torch.no_grad():
-                actions, _, _ = actor.get_action(torch.as_tensor(obs, dtype=torch.float32, device=device))
+                actions, _, _ = act(torch.as_tensor(obs, dtype=torch.float32, device=device))
             actions = actions.cpu().numpy()
             if not np.isfinite(actions).all():
                 nonfinite.fill_(True)
@@ -461,52 +551,25 @@ def train(args: Args) -> dict:
         # training
         # (a run resumed without its buffer refills learning_starts transitions, acting with the policy)
         if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
-            if first_update_iteration is None:  # time per training iteration is measured from here
-                first_update_iteration, first_update_time, eval_seconds = iteration, time.time(), 0.0
+            # time per training iteration: from 10 iterations on (they absorb compilation) where the run allows
+            if timing_from is None:
+                timing_from = iteration + (10 if num_iterations - iteration >= 20 else 0)
+            if iteration == timing_from:
+                timing_start, eval_seconds = time.time(), 0.0
             for _ in range(args.gradient_steps):
                 num_updates += 1
                 data = rb.sample(args.batch_size)
-                alpha = log_alpha.detach().exp()
-
-                # soft policy evaluation: y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s'))
-                with torch.no_grad():
-                    next_a, next_log_pi, _ = actor.get_action(data.next_obs)
-                    next_q = min_q(qf1_target, qf2_target, data.next_obs, next_a) - alpha * next_log_pi
-                    next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
-                qf1_a_values, qf2_a_values = qf1(data.obs, data.actions), qf2(data.obs, data.actions)
-                assert qf1_a_values.shape == next_q_value.shape == (args.batch_size,)
-                qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
-                qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
-                qf_loss = qf1_loss + qf2_loss
-                q_optimizer.zero_grad()
-                qf_loss.backward()
-                q_optimizer.step()
-                nonfinite |= ~torch.isfinite(qf_loss)
-                metrics.update(qf1_values=qf1_a_values.mean(), qf2_values=qf2_a_values.mean(), qf1_loss=qf1_loss,
-                               qf2_loss=qf2_loss, qf_loss=qf_loss / 2, target_q=next_q.mean())  # fmt: skip
-
-                # soft policy improvement, delayed: policy_frequency steps every policy_frequency updates
+                if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we cloned them)
+                    torch.compiler.cudagraph_mark_step_begin()
+                out = update_critic(data)
+                # delayed policy updates: policy_frequency steps every policy_frequency updates (as CleanRL)
                 if num_updates % args.policy_frequency == 0:
                     for _ in range(args.policy_frequency):
-                        pi, log_pi, _ = actor.get_action(data.obs)
-                        actor_loss = actor_loss_fn(log_alpha.detach().exp(), log_pi, min_q(qf1, qf2, data.obs, pi))
-                        actor_optimizer.zero_grad()
-                        actor_loss.backward()
-                        actor_optimizer.step()
-                        nonfinite |= ~torch.isfinite(actor_loss)
-                        metrics.update(actor_loss=actor_loss, entropy=-log_pi.detach().mean())
-                        if args.autotune:
-                            alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
-                            a_optimizer.zero_grad()
-                            alpha_loss.backward()
-                            a_optimizer.step()
-                            metrics.update(alpha_loss=alpha_loss)
-
+                        out = {**out, **update_actor(data)}
                 if num_updates % args.target_network_frequency == 0:
-                    with torch.no_grad():
-                        for net, target in [(qf1, qf1_target), (qf2, qf2_target)]:
-                            for p, tp in zip(net.parameters(), target.parameters()):
-                                tp.lerp_(p, args.tau)
+                    soft_update(qf_target, qf, args.tau)
+                metrics.update({k: v.clone() for k, v in out.items()} if args.cudagraphs else out)
+                nonfinite |= ~torch.isfinite(torch.stack(list(out.values()))).all()
 
             if crossed(args.log_interval):
                 check_finite(f"loss between global steps {last_check_step} and {global_step}")
@@ -523,7 +586,7 @@ def train(args: Args) -> dict:
         if crossed(args.eval_interval) or iteration == num_iterations:
             check_finite(f"loss before evaluation at global step {global_step}")
             eval_start = time.time()
-            returns, lengths = evaluate(actor, eval_envs, scale, bias, device, seed=args.seed + 100_000 + global_step)
+            returns, lengths = evaluate(act, eval_envs, scale, bias, device, seed=args.seed + 100_000 + global_step)
             eval_history.append((global_step, float(returns.mean()), float(returns.std())))
             print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
             writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
@@ -538,15 +601,15 @@ def train(args: Args) -> dict:
     check_finite(f"loss between global steps {last_check_step} and {global_step}")
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.sac_model"
-        torch.save({"args": asdict(args), "actor": actor.state_dict(), "qf1": qf1.state_dict(),
-                    "qf2": qf2.state_dict(), "log_alpha": log_alpha.detach().cpu()}, model_path)  # fmt: skip
+        torch.save({"args": asdict(args), "actor": actor.state_dict(), "qf": qf.state_dict(),
+                    "log_alpha": log_alpha.detach().cpu()}, model_path)  # fmt: skip
         print(f"model saved to {model_path}")
     envs.close()
     eval_envs.close()
     writer.close()
     seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
-    if first_update_iteration is not None:
-        seconds_per_iteration = (time.time() - first_update_time - eval_seconds) / (iteration - first_update_iteration + 1)
+    if timing_start is not None:
+        seconds_per_iteration = (time.time() - timing_start - eval_seconds) / (iteration - timing_from + 1)
         print(f"time per training iteration: {seconds_per_iteration * 1000:.1f} ms (evaluation excluded), on {device}")
     return {"run_dir": run_dir, "global_step": global_step, "eval_history": eval_history, "checkpoint": last_ckpt,
             "alpha": log_alpha.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip

@@ -14,7 +14,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
@@ -37,6 +36,12 @@ class Args:
     """also put the replay buffer in checkpoints (large: up to buffer_size transitions)"""
     resume: Optional[str] = None
     """path of a checkpoint to continue from; pass the same hyperparameters as the run that wrote it"""
+    compile: bool = False
+    """torch.compile the update steps (forward, backward, optimiser step) and the action sampler"""
+    cudagraphs: bool = False
+    """also capture them in CUDA graphs (torch.compile mode "reduce-overhead"; needs CUDA)"""
+    tf32: bool = False
+    """allow TF32 matmuls on Ampere and later GPUs (faster, about 1e-3 relative precision)"""
 
     # Environment and data (Algorithm 1 lines 2-4)
     env_id: str = "Ant-v4"
@@ -210,6 +215,8 @@ def validate_args(args: Args) -> None:
         raise SdacError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
     if args.resume is not None and not os.path.isfile(args.resume):
         raise SdacError(f"checkpoint not found: {args.resume}")
+    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
+        raise SdacError("--cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,13 +299,31 @@ class NoiseNetwork(nn.Module):
         return self.net(torch.cat([obs, a_t, self.time_emb(t)], -1))
 
 
-class QNetwork(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int):
+class BatchedLinear(nn.Module):
+    """n independent linear layers in one batched matmul, [n, B, in] -> [n, B, out]; nn.Linear's init per member."""
+
+    def __init__(self, n: int, in_dim: int, out_dim: int):
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, 1)
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class TwinQNetwork(nn.Module):
+    """The twin critics Q1, Q2 (independent weights), evaluated in one batched call: returns [2, B]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 3):
+        super().__init__()
+        dims = [obs_dim + act_dim] + [hidden] * layers
+        mods = [m for i, o in zip(dims[:-1], dims[1:]) for m in (BatchedLinear(2, i, o), nn.Mish())]
+        self.net = nn.Sequential(*mods, BatchedLinear(2, hidden, 1))
 
     def forward(self, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, a], -1)).squeeze(-1)
+        x = torch.cat([obs, a], -1)
+        return self.net(x.expand(2, *x.shape)).squeeze(-1)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -319,18 +344,18 @@ def reverse_diffusion(eps_fn: Callable, obs: torch.Tensor, sched: Schedule, act_
     return x.clamp(-1, 1)
 
 
-def min_q(qf1: nn.Module, qf2: nn.Module, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    return torch.min(qf1(obs, a), qf2(obs, a))
+def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return qf(obs, a).min(0).values
 
 
 @torch.no_grad()
-def sample_actions(actor, qf1, qf2, obs, sched, args: Args, noise_std: torch.Tensor | float):
+def sample_actions(actor, qf, obs, sched, args: Args, noise_std: torch.Tensor | float):
     """Best of N reverse-diffusion samples by min(Q1, Q2), plus N(0, noise_std^2) exploration noise."""
     B, N, act_dim = obs.shape[0], args.num_candidates, actor.act_dim
     obs_rep = obs.repeat_interleave(N, 0)  # [B*N, obs_dim]
     cand = reverse_diffusion(actor, obs_rep, sched, act_dim, args.x_T_scale)
     if N > 1:
-        best = min_q(qf1, qf2, obs_rep, cand).view(B, N).argmax(1)
+        best = min_q(qf, obs_rep, cand).view(B, N).argmax(1)
         cand = cand.view(B, N, act_dim)[torch.arange(B, device=obs.device), best]
     return (cand + noise_std * torch.randn_like(cand)).clamp(-1, 1)
 
@@ -371,6 +396,74 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
     """Entropy proxy of the policy: that of the Gaussian exploration noise, d/2 log(2 pi e sigma^2)."""
     sigma = exploration_noise * lam
     return 0.5 * act_dim * torch.log(2 * math.pi * math.e * sigma**2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One gradient step (Algorithm 1 lines 6-12), as two functions that --compile / --cudagraphs compile whole
+
+
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau online, all parameters in one fused call."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch.optim.Adam:
+    """Adam. When compiled, its lr is a tensor (annealing it does not recompile), capturable on CUDA (its step
+    count stays on the GPU, as CUDA graphs need)."""
+    if args.compile or args.cudagraphs:
+        return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), capturable=device.type == "cuda")
+    return torch.optim.Adam(params, lr=lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    group = optimizer.param_groups[0]
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(lr)
+    else:
+        group["lr"] = lr
+
+
+def make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched: Schedule, args: Args):
+    """The critic step (lines 6-7) and the policy step (lines 9-12) as functions of (batch, lambda) that return
+    their statistics as tensors: no host sync, so the whole step can run on the GPU and be compiled."""
+
+    def update_critic(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        # soft policy evaluation: a' by reverse diffusion as when acting, target from the target critics
+        with torch.no_grad():
+            next_a = sample_actions(actor, qf, data.next_obs, sched, args, args.exploration_noise * lam)
+            next_q = min_q(qf_target, data.next_obs, next_a)
+            if args.entropy_in_target:
+                next_q = next_q + lam * exploration_entropy(lam, actor.act_dim, args.exploration_noise)
+            next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
+        qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2
+        assert qf_a_values.shape == (2, *next_q_value.shape) and next_q_value.dim() == 1
+        qf_losses = ((qf_a_values - next_q_value) ** 2).mean(1)
+        q_optimizer.zero_grad()
+        qf_losses.sum().backward()
+        q_optimizer.step()
+        return dict(qf1_values=qf_a_values[0].mean(), qf2_values=qf_a_values[1].mean(), qf1_loss=qf_losses[0],
+                    qf2_loss=qf_losses[1], qf_loss=qf_losses.mean(), target_q=next_q.mean())  # fmt: skip
+
+    def update_actor(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        # soft policy improvement: a_t from the noised current policy, then the RSSM loss (eqs. 16-17)
+        a0 = sample_actions(actor, qf, data.obs, sched, args, args.exploration_noise * lam)
+        t_idx = torch.randint(0, sched.betas.shape[0], (a0.shape[0],), device=a0.device)
+        abar = sched.abar[t_idx][:, None]
+        a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
+        energy = lambda s, a: min_q(qf, s, a.clamp(-1, 1))  # noqa: E731
+        actor_loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam,
+                                           args.num_reverse_samples, args.weight_normalization)  # fmt: skip
+        actor_optimizer.zero_grad()
+        actor_loss.backward()
+        actor_optimizer.step()
+        soft_update(actor_ema, actor, args.tau)
+        return dict(actor_loss=actor_loss.detach(), rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
+
+    if args.compile or args.cudagraphs:
+        mode = "reduce-overhead" if args.cudagraphs else None
+        return torch.compile(update_critic, mode=mode), torch.compile(update_actor, mode=mode)
+    return update_critic, update_actor
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -422,7 +515,8 @@ class ReplayBuffer:
 
 # hyperparameters that may change between a checkpoint and the run that resumes it
 RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
-                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic"}  # fmt: skip
+                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
+                     "compile", "cudagraphs", "tf32"}  # fmt: skip
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -436,7 +530,9 @@ def load_checkpoint(path: str, args: Args) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise SdacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "sdac-checkpoint-v1":
+    if isinstance(ckpt, dict) and ckpt.get("format") == "sdac-checkpoint-v1":
+        raise SdacError(f"{path} was written by an older version of this script (separate critics); start a new run")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sdac-checkpoint-v2":
         raise SdacError(f"{path} is not an SDAC checkpoint (written by sdac_continuous_action.py)")
     saved, now = ckpt["args"], asdict(args)
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
@@ -453,12 +549,12 @@ def load_checkpoint(path: str, args: Args) -> dict:
 
 
 @torch.no_grad()
-def evaluate(actor, qf1, qf2, eval_envs, sched, args: Args, scale, bias, device, seed: int):
+def evaluate(act, actor, qf, eval_envs, sched, args: Args, scale, bias, device, seed: int):
     obs, _ = eval_envs.reset(seed=seed)
     n = eval_envs.num_envs
     returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
     while not done.all():
-        a = sample_actions(actor, qf1, qf2, torch.as_tensor(obs, dtype=torch.float32, device=device), sched, args, 0.0)
+        a = act(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device), sched, args, 0.0)
         obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
         returns += r * ~done
         lengths += ~done
@@ -491,28 +587,37 @@ def train(args: Args) -> dict:
     obs_dim = envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
 
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
     actor = NoiseNetwork(obs_dim, act_dim).to(device)
     actor_ema = NoiseNetwork(obs_dim, act_dim).to(device)
-    qf1, qf2 = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
-    qf1_target, qf2_target = QNetwork(obs_dim, act_dim).to(device), QNetwork(obs_dim, act_dim).to(device)
+    qf = TwinQNetwork(obs_dim, act_dim).to(device)
+    qf_target = TwinQNetwork(obs_dim, act_dim).to(device)
     actor_ema.load_state_dict(actor.state_dict())
-    qf1_target.load_state_dict(qf1.state_dict())
-    qf2_target.load_state_dict(qf2.state_dict())
-    q_optimizer = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.q_lr)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr)
+    qf_target.load_state_dict(qf.state_dict())
+    q_optimizer = make_optimizer(qf.parameters(), args.q_lr, args, device)
+    actor_optimizer = make_optimizer(actor.parameters(), args.policy_lr, args, device)
     log_lam = torch.tensor(math.log(args.lambda_init), device=device, requires_grad=True)
     lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
     target_entropy = -args.target_entropy_scale * act_dim
     sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     acting_actor = actor_ema if args.ema else actor
+    update_critic, update_actor = make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched, args)
+    act = sample_actions  # acting and evaluation: best-of-N reverse diffusion
+    if args.compile or args.cudagraphs:
+        act = torch.compile(sample_actions, mode="reduce-overhead" if args.cudagraphs else None)
 
     global_step, iteration, num_updates, eval_history = 0, 0, 0, []
     if ckpt:
-        for name, module in [("actor", actor), ("actor_ema", actor_ema), ("qf1", qf1), ("qf2", qf2),
-                             ("qf1_target", qf1_target), ("qf2_target", qf2_target), ("q_optimizer", q_optimizer),
-                             ("actor_optimizer", actor_optimizer), ("lam_optimizer", lam_optimizer)]:  # fmt: skip
+        for name, module in [("actor", actor), ("actor_ema", actor_ema), ("qf", qf), ("qf_target", qf_target),
+                             ("q_optimizer", q_optimizer), ("actor_optimizer", actor_optimizer),
+                             ("lam_optimizer", lam_optimizer)]:  # fmt: skip
             module.load_state_dict(ckpt[name])
+        for opt in (q_optimizer, actor_optimizer):  # a compiled run keeps its lr a tensor (see make_optimizer)
+            lr = float(opt.param_groups[0]["lr"])
+            opt.param_groups[0]["lr"] = torch.tensor(lr, device=device) if args.compile or args.cudagraphs else lr
         with torch.no_grad():
             log_lam.copy_(ckpt["log_lam"])
         global_step, iteration, num_updates = ckpt["global_step"], ckpt["iteration"], ckpt["num_updates"]
@@ -538,10 +643,10 @@ def train(args: Args) -> dict:
 
     def checkpoint_state() -> dict:
         return {
-            "format": "sdac-checkpoint-v1", "args": asdict(args), "run_name": run_name,
+            "format": "sdac-checkpoint-v2", "args": asdict(args), "run_name": run_name,
             "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
-            "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(), "qf1": qf1.state_dict(),
-            "qf2": qf2.state_dict(), "qf1_target": qf1_target.state_dict(), "qf2_target": qf2_target.state_dict(),
+            "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(), "qf": qf.state_dict(),
+            "qf_target": qf_target.state_dict(),
             "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
             "lam_optimizer": lam_optimizer.state_dict(), "log_lam": log_lam.detach().cpu(),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
@@ -567,7 +672,7 @@ def train(args: Args) -> dict:
     # start the game
     obs, _ = envs.reset(seed=args.seed + global_step)
     start_time, start_step, last_check_step, eval_seconds = time.time(), global_step, global_step, 0.0
-    first_update_iteration, first_update_time = None, None
+    timing_from, timing_start = None, None
     for iteration in range(iteration + 1, num_iterations + 1):
         global_step += args.num_envs
         lam = log_lam.detach().exp()
@@ -577,7 +682,7 @@ def train(args: Args) -> dict:
             actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
         else:
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            actions = sample_actions(acting_actor, qf1, qf2, obs_t, sched, args, args.exploration_noise * lam)
+            actions = act(acting_actor, qf, obs_t, sched, args, args.exploration_noise * lam)
             actions = actions.cpu().numpy()
             if not np.isfinite(actions).all():
                 nonfinite.fill_(True)
@@ -597,57 +702,28 @@ def train(args: Args) -> dict:
         # training
         # (a run resumed without its buffer refills learning_starts transitions, acting with the policy)
         if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
-            if first_update_iteration is None:  # time per training iteration is measured from here
-                first_update_iteration, first_update_time, eval_seconds = iteration, time.time(), 0.0
+            # time per training iteration: from 10 iterations on (they absorb compilation) where the run allows
+            if timing_from is None:
+                timing_from = iteration + (10 if num_iterations - iteration >= 20 else 0)
+            if iteration == timing_from:
+                timing_start, eval_seconds = time.time(), 0.0
             if args.anneal_lr:
                 frac = global_step / args.total_timesteps
-                actor_optimizer.param_groups[0]["lr"] = args.policy_lr + frac * (args.policy_lr_end - args.policy_lr)
+                set_lr(actor_optimizer, args.policy_lr + frac * (args.policy_lr_end - args.policy_lr))
             for _ in range(args.gradient_steps):
                 num_updates += 1
                 data = rb.sample(args.batch_size)
-
-                # soft policy evaluation (Algorithm 1 lines 6-7): a' by reverse diffusion as when acting
-                with torch.no_grad():
-                    next_a = sample_actions(actor, qf1, qf2, data.next_obs, sched, args, args.exploration_noise * lam)
-                    next_q = min_q(qf1_target, qf2_target, data.next_obs, next_a)
-                    if args.entropy_in_target:
-                        next_q = next_q + lam * exploration_entropy(lam, act_dim, args.exploration_noise)
-                    next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
-                qf1_a_values, qf2_a_values = qf1(data.obs, data.actions), qf2(data.obs, data.actions)
-                assert qf1_a_values.shape == next_q_value.shape == (args.batch_size,)
-                qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
-                qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
-                qf_loss = qf1_loss + qf2_loss
-                q_optimizer.zero_grad()
-                qf_loss.backward()
-                q_optimizer.step()
-                nonfinite |= ~torch.isfinite(qf_loss)
-                metrics.update(qf1_values=qf1_a_values.mean(), qf2_values=qf2_a_values.mean(), qf1_loss=qf1_loss,
-                               qf2_loss=qf2_loss, qf_loss=qf_loss / 2, target_q=next_q.mean())  # fmt: skip
-
-                # soft policy improvement (lines 9-12): a_t from the noised current policy, RSSM loss
+                if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we cloned them)
+                    torch.compiler.cudagraph_mark_step_begin()
+                # soft policy evaluation (Algorithm 1 lines 6-7)
+                out = update_critic(data, lam)
+                # soft policy improvement (lines 9-12), delayed; the EMA policy follows
                 if num_updates % args.policy_frequency == 0:
-                    a0 = sample_actions(actor, qf1, qf2, data.obs, sched, args, args.exploration_noise * lam)
-                    t_idx = torch.randint(0, args.diffusion_steps, (args.batch_size,), device=device)
-                    abar = sched.abar[t_idx][:, None]
-                    a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
-                    energy = lambda s, a: min_q(qf1, qf2, s, a.clamp(-1, 1))  # noqa: E731
-                    actor_loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam,
-                                                       args.num_reverse_samples, args.weight_normalization)  # fmt: skip
-                    actor_optimizer.zero_grad()
-                    actor_loss.backward()
-                    actor_optimizer.step()
-                    nonfinite |= ~torch.isfinite(actor_loss)
-                    with torch.no_grad():
-                        for p, p_ema in zip(actor.parameters(), actor_ema.parameters()):
-                            p_ema.lerp_(p, args.tau)
-                    metrics.update(actor_loss=actor_loss, rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
-
+                    out = {**out, **update_actor(data, lam)}
                 if num_updates % args.target_network_frequency == 0:
-                    with torch.no_grad():
-                        for net, target in [(qf1, qf1_target), (qf2, qf2_target)]:
-                            for p, tp in zip(net.parameters(), target.parameters()):
-                                tp.lerp_(p, args.tau)
+                    soft_update(qf_target, qf, args.tau)
+                metrics.update({k: v.clone() for k, v in out.items()} if args.cudagraphs else out)
+                nonfinite |= ~torch.isfinite(torch.stack(list(out.values()))).all()
 
                 # lambda tuning (line 13)
                 if num_updates % args.lambda_update_interval == 0 and args.lambda_tuning != "fixed":
@@ -668,7 +744,7 @@ def train(args: Args) -> dict:
                 for key, value in metrics.items():
                     writer.add_scalar(f"losses/{key}", value.item(), global_step)
                 writer.add_scalar("losses/lambda", log_lam.exp().item(), global_step)
-                writer.add_scalar("charts/policy_lr", actor_optimizer.param_groups[0]["lr"], global_step)
+                writer.add_scalar("charts/policy_lr", float(actor_optimizer.param_groups[0]["lr"]), global_step)
 
         if crossed(args.log_interval):
             sps = int((global_step - start_step) / (time.time() - start_time))
@@ -678,7 +754,7 @@ def train(args: Args) -> dict:
         if crossed(args.eval_interval) or iteration == num_iterations:
             check_finite(f"loss before evaluation at global step {global_step}")
             eval_start = time.time()
-            returns, lengths = evaluate(acting_actor, qf1, qf2, eval_envs, sched, args, scale, bias, device,
+            returns, lengths = evaluate(act, acting_actor, qf, eval_envs, sched, args, scale, bias, device,
                                         seed=args.seed + 100_000 + global_step)  # fmt: skip
             eval_history.append((global_step, float(returns.mean()), float(returns.std())))
             print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
@@ -695,14 +771,14 @@ def train(args: Args) -> dict:
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.sdac_model"
         torch.save({"args": asdict(args), "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(),
-                    "qf1": qf1.state_dict(), "qf2": qf2.state_dict(), "log_lam": log_lam.detach().cpu()}, model_path)  # fmt: skip
+                    "qf": qf.state_dict(), "log_lam": log_lam.detach().cpu()}, model_path)  # fmt: skip
         print(f"model saved to {model_path}")
     envs.close()
     eval_envs.close()
     writer.close()
     seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
-    if first_update_iteration is not None:
-        seconds_per_iteration = (time.time() - first_update_time - eval_seconds) / (iteration - first_update_iteration + 1)
+    if timing_start is not None:
+        seconds_per_iteration = (time.time() - timing_start - eval_seconds) / (iteration - timing_from + 1)
         print(f"time per training iteration: {seconds_per_iteration * 1000:.1f} ms (evaluation excluded), on {device}")
     return {"run_dir": run_dir, "global_step": global_step, "eval_history": eval_history, "checkpoint": last_ckpt,
             "lambda": log_lam.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip

@@ -107,8 +107,11 @@ def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
     assert resumed["run_dir"] == run_dir and resumed["global_step"] == 400
     assert [step for step, _, _ in resumed["eval_history"]] == [100, 200, 300, 400], "history up to the checkpoint kept"
     keys = scalars(run_dir)
-    for tag, steps in keys.items():
-        assert steps == sorted(set(steps)), f"{tag} has duplicated or unordered steps after resume"
+    for tag, steps in keys.items():  # events after the checkpoint were purged, then written once by the resumed run
+        assert steps == sorted(steps), f"{tag} has unordered steps after resume"
+        # one value per step, except episodes of several envs that end on the same step
+        most = args.num_envs if tag.startswith("charts/episodic") else 1
+        assert max(steps.count(s) for s in steps) <= most, f"{tag} has duplicated steps after resume"
     assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
 
 
@@ -166,6 +169,9 @@ def test_bad_checkpoints_get_clear_errors(tmp_path, monkeypatch):
     torch.save({"format": "sdac-checkpoint-v1"}, tmp_path / "sdac.pt")
     with pytest.raises(SacError, match="not a SAC checkpoint"):
         train(Args(**TINY, resume="sdac.pt"))
+    torch.save({"format": "sac-checkpoint-v1"}, tmp_path / "old.pt")
+    with pytest.raises(SacError, match="written by an older version of this script"):
+        train(Args(**TINY, resume="old.pt"))
     out = train(Args(**{**TINY, "eval_interval": 0}, total_timesteps=100, checkpoint_interval=100))
     with pytest.raises(SacError, match=r"incompatible .*--q-lr 0.001 \(checkpoint\) vs 0.003 \(now\)"):
         train(Args(**{**TINY, "q_lr": 3e-3}, total_timesteps=200, resume=out["checkpoint"]))

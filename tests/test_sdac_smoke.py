@@ -52,7 +52,10 @@ def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
     assert [step for step, _, _ in resumed["eval_history"]] == [100, 200, 300, 400], "history up to the checkpoint kept"
     keys = scalars(run_dir)
     for tag, steps in keys.items():  # events after the checkpoint were purged, then written once by the resumed run
-        assert steps == sorted(set(steps)), f"{tag} has duplicated or unordered steps after resume"
+        assert steps == sorted(steps), f"{tag} has unordered steps after resume"
+        # one value per step, except episodes of several envs that end on the same step
+        most = args.num_envs if tag.startswith("charts/episodic") else 1
+        assert max(steps.count(s) for s in steps) <= most, f"{tag} has duplicated steps after resume"
     assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
 
 
@@ -127,6 +130,9 @@ def test_bad_checkpoints_get_clear_errors(tmp_path, monkeypatch):
     torch.save({"something": "else"}, tmp_path / "other.pt")
     with pytest.raises(SdacError, match="not an SDAC checkpoint"):
         train(Args(**TINY, resume="other.pt"))
+    torch.save({"format": "sdac-checkpoint-v1"}, tmp_path / "old.pt")
+    with pytest.raises(SdacError, match="written by an older version of this script"):
+        train(Args(**TINY, resume="old.pt"))
     out = train(Args(**{**TINY, "eval_interval": 0}, total_timesteps=100, checkpoint_interval=100))
     with pytest.raises(SdacError, match=r"incompatible .*--num-candidates 2 \(checkpoint\) vs 8 \(now\)"):
         train(Args(**{**TINY, "num_candidates": 8}, total_timesteps=200, resume=out["checkpoint"]))

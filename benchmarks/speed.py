@@ -1,0 +1,101 @@
+"""Speed of SDAC and SAC on this machine: per algorithm and settings, eager vs --compile vs --cudagraphs (where CUDA
+exists): time per training iteration (act on the envs, step them, the updates; evaluation excluded; the first 10
+training iterations, which absorb compilation and graph capture, not timed), env steps per second end to end
+(compilation included) and peak GPU memory. Prints one Markdown table with the device, commit and date.
+
+    python benchmarks/speed.py                                   # Hopper-v4, all settings, all modes here
+    python benchmarks/speed.py --env-id Ant-v4 --iterations 2000 --settings "sdac official" --modes eager cudagraphs
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+import sac_continuous_action as sac  # noqa: E402
+import sdac_continuous_action as sdac  # noqa: E402
+
+SETTINGS = {
+    # the official code's practice: N = 32 candidates, K = 64 reverse samples, T = 20
+    "sdac official": (sdac, dict(num_candidates=32, num_reverse_samples=64, diffusion_steps=20)),
+    # what the CPU benchmarks in the README use
+    "sdac cpu": (sdac, dict(num_candidates=4, num_reverse_samples=16, diffusion_steps=10)),
+    # SAC has one setting: the paper's baseline protocol
+    "sac": (sac, dict()),
+}
+MODES = {"eager": dict(), "compile": dict(compile=True), "cudagraphs": dict(cudagraphs=True)}
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    model = platform.processor() or "cpu"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> dict:
+    warmup = 256  # env steps of random actions before the first update (one batch)
+    args = module.Args(env_id=env_id, total_timesteps=warmup + 5 * (iterations + 10), learning_starts=warmup,
+                       eval_interval=0, eval_episodes=1, log_interval=10**9, buffer_size=10_000, **setting, **mode)  # fmt: skip
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    torch._dynamo.reset()
+    start = time.time()
+    out = module.train(args)
+    seconds = time.time() - start
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return dict(ms=out["seconds_per_iteration"] * 1000, sps=args.total_timesteps / seconds, peak_mb=peak)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env-id", default="Hopper-v4")
+    p.add_argument("--iterations", type=int, default=0, help="timed training iterations (0: 20 official, 100 others)")
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)")
+    cli = p.parse_args()
+    modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
+    warnings.filterwarnings("ignore")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # runs/ of these short runs is thrown away
+        for name in cli.settings:
+            module, setting = SETTINGS[name]
+            iterations = cli.iterations or (20 if "official" in name else 100)
+            for mode in modes:
+                try:
+                    r = measure(module, setting, MODES[mode], cli.env_id, iterations)
+                except (sdac.SdacError, sac.SacError) as e:
+                    print(f"{name} {mode}: {e}", file=sys.stderr)
+                    continue
+                rows.append((name, mode, iterations, r))
+    print(f"\n{cli.env_id}; {machine()}; commit {commit}; {time.strftime('%Y-%m-%d')}\n")
+    print("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | "
+          "env steps/s end to end | peak GPU memory (MB) |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    eager = {name: r["ms"] for name, mode, _, r in rows if mode == "eager"}
+    for name, mode, n, r in rows:
+        ratio = f"{eager[name] / r['ms']:.2f}x" if name in eager else "-"
+        peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-"
+        print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {r['sps']:.0f} | {peak} |")
+    ms = {(name, mode): r["ms"] for name, mode, _, r in rows}
+    for name, mode in ms:  # how much an SDAC iteration costs against a SAC one, in the same mode and run
+        if name.startswith("sdac") and ("sac", mode) in ms:
+            print(f"\n{name} / sac, {mode}: {ms[(name, mode)] / ms[('sac', mode)]:.1f}x the time per iteration", end="")
+    print()
+
+
+if __name__ == "__main__":
+    main()
