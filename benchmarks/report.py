@@ -46,7 +46,7 @@ class Run(NamedTuple):
     last_step: int  # the last env step logged under any tag
 
 
-def read_run(run_dir: str) -> Optional[Run]:
+def read_run(run_dir: str, labels: Optional[dict] = None) -> Optional[Run]:
     parts = os.path.basename(os.path.normpath(run_dir)).split("__")
     if len(parts) != 4 or not parts[2].isdigit():
         return None
@@ -66,16 +66,17 @@ def read_run(run_dir: str) -> Optional[Run]:
         times = [e.wall_time for tag in one.Tags()["scalars"] for e in one.Scalars(tag)]
         if times:
             wall += max(times) - min(times)
-    return Run(env_id, ALGORITHM_NAMES.get(exp_name, exp_name), int(seed), steps, returns, wall, last_step)
+    algo = (labels or {}).get(exp_name) or ALGORITHM_NAMES.get(exp_name, exp_name)
+    return Run(env_id, algo, int(seed), steps, returns, wall, last_step)
 
 
-def find_runs(folder: str, exp_names: Optional[list[str]] = None) -> list[Run]:
+def find_runs(folder: str, exp_names: Optional[list[str]] = None, labels: Optional[dict] = None) -> list[Run]:
     """Every run folder under folder/runs (or folder itself) with evaluations; only these exp_names if given."""
     root = os.path.join(folder, "runs") if os.path.isdir(os.path.join(folder, "runs")) else folder
     dirs = sorted(d for d in glob.glob(os.path.join(root, "*__*__*__*")) if os.path.isdir(d))
     if exp_names:
         dirs = [d for d in dirs if os.path.basename(d).split("__")[1] in exp_names]
-    return [r for r in map(read_run, dirs) if r is not None]
+    return [r for r in (read_run(d, labels) for d in dirs) if r is not None]
 
 
 def paper_key(env_id: str) -> str:
@@ -154,25 +155,28 @@ def plot_curves(runs: list[Run], out_dir: str) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", help="a benchmark.sh --out folder, or a folder of run folders")
-    p.add_argument("--out", default=None, help="where report.md and the PNGs go (default: the folder)")
+    p.add_argument("folders", nargs="+", help="benchmark.sh --out folders, or folders of run folders")
+    p.add_argument("--out", default=None, help="where report.md and the PNGs go (default: the first folder)")
     p.add_argument("--solved", action="append", default=[], help="ENV=THRESHOLD: report the first step that reached it")
     p.add_argument("--exp-name", action="append", default=None, help="only runs of this exp_name (repeatable)")
+    p.add_argument("--label", action="append", default=[], help="EXP_NAME=ALGORITHM: show runs of that exp_name as that algorithm")
     p.add_argument("--title", default="Sweep report", help="heading of report.md")
     cli = p.parse_args(argv)
-    if not os.path.isdir(cli.folder):
-        print(f"error: no such folder: {cli.folder}", file=sys.stderr)
-        return 2
+    for folder in cli.folders:
+        if not os.path.isdir(folder):
+            print(f"error: no such folder: {folder}", file=sys.stderr)
+            return 2
     try:
         solved = {k: float(v) for k, v in (s.split("=") for s in cli.solved)}
+        labels = dict(s.split("=") for s in cli.label)
     except ValueError:
-        print("error: --solved takes ENV=THRESHOLD, e.g. InvertedPendulum-v4=950", file=sys.stderr)
+        print("error: --solved takes ENV=THRESHOLD (e.g. InvertedPendulum-v4=950), --label EXP_NAME=ALGORITHM", file=sys.stderr)
         return 2
-    runs = find_runs(cli.folder, cli.exp_name)
+    runs = [r for folder in cli.folders for r in find_runs(folder, cli.exp_name, labels)]
     if not runs:
-        print(f"error: no run with evaluation results under {cli.folder}", file=sys.stderr)
+        print(f"error: no run with evaluation results under {', '.join(cli.folders)}", file=sys.stderr)
         return 1
-    out_dir = cli.out or cli.folder
+    out_dir = cli.out or cli.folders[0]
     os.makedirs(out_dir, exist_ok=True)
     images = plot_curves(runs, out_dir)
     text = (f"# {cli.title}\n\n## Evaluation return (ours), with the paper's Table 1 beside it\n\n{table_1(runs)}\n\n"

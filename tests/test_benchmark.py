@@ -81,6 +81,11 @@ def test_report_command_writes_markdown_and_one_png_per_env(sweep, tmp_path):
     assert (out / "curves_Hopper-v4.png").read_bytes()[:4] == b"\x89PNG"
     assert report.main([str(sweep), "--exp-name", "sac", "--out", str(tmp_path / "sac")]) == 0
     assert "| SDAC |" not in (tmp_path / "sac" / "report.md").read_text()
+    # several folders at once, and an exp_name shown under another label
+    other = tmp_path / "other"
+    write_run(other, "Hopper-v4", "cpu", 3, {300: 99.0}, [0, 10])
+    assert report.main([str(sweep), str(other), "--label", "cpu=SDAC", "--out", str(tmp_path / "both")]) == 0
+    assert "| Hopper-v4 | SDAC | 3 | 300 | 99.0 |" in (tmp_path / "both" / "report.md").read_text()
     assert report.main([str(tmp_path / "nowhere")]) == 2
     assert report.main([str(sweep), "--solved", "nonsense"]) == 2
 

@@ -61,12 +61,12 @@ def assert_same(a: dict, b: dict, params_a, params_b):
 
 
 @pytest.fixture
-def same_random_numbers(monkeypatch):
+def same_random_numbers():
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
     torch._dynamo.reset()
-    yield
+    with inductor_config.patch(fallback_random=True):
+        yield
     torch._dynamo.reset()
 
 
