@@ -122,6 +122,10 @@ summary() {  # counts of this invocation's status files; non-zero exit if any ru
   [ $x = 0 ]
 }
 
+clear_status() {  # this sweep's runs only: another sweep may share the folder
+  for c in "${combos[@]}"; do read -r sc en se <<< "$c"; rm -f "$out/status/$(name_of "$sc")__${en}__${se}"; done
+}
+
 if [ $dry_run = 0 ]; then mkdir -p "$out/logs" "$out/done" "$out/status" "$out/runs"; fi
 out=$(cd "$out" 2>/dev/null && pwd || echo "$out")
 
@@ -135,7 +139,7 @@ fi
 
 if [ $slurm = 1 ]; then
   command -v sbatch >/dev/null || die "--slurm needs sbatch on the PATH"
-  rm -f "$out"/status/* 2>/dev/null
+  clear_status
   # the array task calls this script again with the same sweep plus its index
   pass=(--scripts "${scripts[@]}" --env-ids "${env_ids[@]}" --seeds "${seeds[@]}" --out "$out"
         --checkpoint-interval "$ckpt_interval")
@@ -157,7 +161,7 @@ if [ $slurm = 1 ]; then
 fi
 
 # locally: at most $jobs runs at once, one torch thread per core share
-rm -f "$out"/status/* 2>/dev/null
+clear_status
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
 i=0
 for c in "${combos[@]}"; do

@@ -163,6 +163,8 @@ def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_rep
                  cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1 and "1 runs: 0 finished, 1 failed, 0 skipped" in proc.stdout
     assert "needs a continuous (Box) action space" in (sw / "logs" / "sac__CartPole-v1__1.log").read_text()
+    # that second sweep in the same folder left the first one's records alone (sweeps may share a folder)
+    assert (sw / "status" / "sac__Hopper-v4__2").read_text().strip() == "finished"
 
 
 # ---------------------------------------------------------------------------------------------------------------
