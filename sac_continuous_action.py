@@ -285,9 +285,10 @@ def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch
 def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, a_optimizer, target_entropy: float,
                  args: Args):  # fmt: skip
     """The critic step and one policy (and alpha) step as functions of the batch that return their statistics as
-    tensors: no host sync, so the whole step can run on the GPU and be compiled."""
+    tensors: no host sync, so the whole step can run on the GPU. Under --compile the losses (forward and backward)
+    and the optimiser steps are compiled, each without graph breaks."""
 
-    def update_critic(data: Batch) -> dict[str, torch.Tensor]:
+    def critic_loss(data: Batch):
         # soft policy evaluation: y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s'))
         with torch.no_grad():
             next_a, next_log_pi, _ = actor.get_action(data.next_obs)
@@ -296,31 +297,48 @@ def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, 
         qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2
         assert qf_a_values.shape == (2, *next_q_value.shape) and next_q_value.dim() == 1
         qf_losses = ((qf_a_values - next_q_value) ** 2).mean(1)
-        q_optimizer.zero_grad()
-        qf_losses.sum().backward()
-        q_optimizer.step()
-        return dict(qf1_values=qf_a_values[0].mean(), qf2_values=qf_a_values[1].mean(), qf1_loss=qf_losses[0],
-                    qf2_loss=qf_losses[1], qf_loss=qf_losses.mean(), target_q=next_q.mean())  # fmt: skip
+        return qf_losses.sum(), dict(qf1_values=qf_a_values[0].detach().mean(), qf2_values=qf_a_values[1].detach().mean(),
+                                     qf1_loss=qf_losses[0].detach(), qf2_loss=qf_losses[1].detach(),
+                                     qf_loss=qf_losses.detach().mean(), target_q=next_q.mean())  # fmt: skip
 
-    def update_actor(data: Batch) -> dict[str, torch.Tensor]:
-        # soft policy improvement: the reparameterised KL to exp(Q / alpha); then alpha towards the target entropy
+    def policy_loss(data: Batch):
+        # soft policy improvement: the reparameterised KL to exp(Q / alpha); alpha's loss towards the target
+        # entropy. Their parameters are disjoint (each sees the other's input detached), so one backward of the sum
+        # gives each its own gradient.
         pi, log_pi, _ = actor.get_action(data.obs)
-        actor_loss = actor_loss_fn(log_alpha.detach().exp(), log_pi, min_q(qf, data.obs, pi))
-        actor_optimizer.zero_grad()
-        actor_loss.backward()
-        actor_optimizer.step()
-        out = dict(actor_loss=actor_loss.detach(), entropy=-log_pi.detach().mean())
+        loss = actor_loss_fn(log_alpha.detach().exp(), log_pi, min_q(qf, data.obs, pi))
+        stats = dict(actor_loss=loss.detach(), entropy=-log_pi.detach().mean())
         if args.autotune:
             alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
-            a_optimizer.zero_grad()
-            alpha_loss.backward()
-            a_optimizer.step()
-            out["alpha_loss"] = alpha_loss.detach()
-        return out
+            loss, stats["alpha_loss"] = loss + alpha_loss, alpha_loss.detach()
+        return loss, stats
 
+    def policy_step():
+        actor_optimizer.step()
+        if args.autotune:
+            a_optimizer.step()
+
+    q_step = q_optimizer.step
     if args.compile or args.cudagraphs:
         mode = "reduce-overhead" if args.cudagraphs else None
-        return torch.compile(update_critic, mode=mode), torch.compile(update_actor, mode=mode)
+        critic_loss, policy_loss = torch.compile(critic_loss, mode=mode), torch.compile(policy_loss, mode=mode)
+        q_step, policy_step = torch.compile(q_step, mode=mode), torch.compile(policy_step, mode=mode)
+
+    def update_critic(data: Batch) -> dict[str, torch.Tensor]:
+        loss, stats = critic_loss(data)
+        q_optimizer.zero_grad()
+        loss.backward()
+        q_step()
+        return stats
+
+    def update_actor(data: Batch) -> dict[str, torch.Tensor]:
+        loss, stats = policy_loss(data)
+        actor_optimizer.zero_grad()
+        a_optimizer.zero_grad()
+        loss.backward()
+        policy_step()
+        return stats
+
     return update_critic, update_actor
 
 

@@ -426,9 +426,10 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched: Schedule, args: Args):
     """The critic step (lines 6-7) and the policy step (lines 9-12) as functions of (batch, lambda) that return
-    their statistics as tensors: no host sync, so the whole step can run on the GPU and be compiled."""
+    their statistics as tensors: no host sync, so the whole step can run on the GPU. Under --compile the losses
+    (forward and backward) and the optimiser steps are compiled, each without graph breaks."""
 
-    def update_critic(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+    def critic_loss(data: Batch, lam: torch.Tensor):
         # soft policy evaluation: a' by reverse diffusion as when acting, target from the target critics
         with torch.no_grad():
             next_a = sample_actions(actor, qf, data.next_obs, sched, args, args.exploration_noise * lam)
@@ -439,30 +440,42 @@ def make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, 
         qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2
         assert qf_a_values.shape == (2, *next_q_value.shape) and next_q_value.dim() == 1
         qf_losses = ((qf_a_values - next_q_value) ** 2).mean(1)
-        q_optimizer.zero_grad()
-        qf_losses.sum().backward()
-        q_optimizer.step()
-        return dict(qf1_values=qf_a_values[0].mean(), qf2_values=qf_a_values[1].mean(), qf1_loss=qf_losses[0],
-                    qf2_loss=qf_losses[1], qf_loss=qf_losses.mean(), target_q=next_q.mean())  # fmt: skip
+        return qf_losses.sum(), dict(qf1_values=qf_a_values[0].detach().mean(), qf2_values=qf_a_values[1].detach().mean(),
+                                     qf1_loss=qf_losses[0].detach(), qf2_loss=qf_losses[1].detach(),
+                                     qf_loss=qf_losses.detach().mean(), target_q=next_q.mean())  # fmt: skip
 
-    def update_actor(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+    def actor_loss(data: Batch, lam: torch.Tensor):
         # soft policy improvement: a_t from the noised current policy, then the RSSM loss (eqs. 16-17)
         a0 = sample_actions(actor, qf, data.obs, sched, args, args.exploration_noise * lam)
         t_idx = torch.randint(0, sched.betas.shape[0], (a0.shape[0],), device=a0.device)
         abar = sched.abar[t_idx][:, None]
         a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
         energy = lambda s, a: min_q(qf, s, a.clamp(-1, 1))  # noqa: E731
-        actor_loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam,
-                                           args.num_reverse_samples, args.weight_normalization)  # fmt: skip
-        actor_optimizer.zero_grad()
-        actor_loss.backward()
-        actor_optimizer.step()
-        soft_update(actor_ema, actor, args.tau)
-        return dict(actor_loss=actor_loss.detach(), rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
+        loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam,
+                                     args.num_reverse_samples, args.weight_normalization)  # fmt: skip
+        return loss, dict(actor_loss=loss.detach(), rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
 
+    q_step, actor_step = q_optimizer.step, actor_optimizer.step
     if args.compile or args.cudagraphs:
         mode = "reduce-overhead" if args.cudagraphs else None
-        return torch.compile(update_critic, mode=mode), torch.compile(update_actor, mode=mode)
+        critic_loss, actor_loss = torch.compile(critic_loss, mode=mode), torch.compile(actor_loss, mode=mode)
+        q_step, actor_step = torch.compile(q_step, mode=mode), torch.compile(actor_step, mode=mode)
+
+    def update_critic(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss, stats = critic_loss(data, lam)
+        q_optimizer.zero_grad()
+        loss.backward()
+        q_step()
+        return stats
+
+    def update_actor(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss, stats = actor_loss(data, lam)
+        actor_optimizer.zero_grad()
+        loss.backward()
+        actor_step()
+        soft_update(actor_ema, actor, args.tau)
+        return stats
+
     return update_critic, update_actor
 
 

@@ -161,6 +161,7 @@ def main(argv=None) -> int:
     p.add_argument("--exp-name", action="append", default=None, help="only runs of this exp_name (repeatable)")
     p.add_argument("--label", action="append", default=[], help="EXP_NAME=ALGORITHM: show runs of that exp_name as that algorithm")
     p.add_argument("--title", default="Sweep report", help="heading of report.md")
+    p.add_argument("--note", default="", help="a paragraph under the heading: command, commit, machine, date")
     cli = p.parse_args(argv)
     for folder in cli.folders:
         if not os.path.isdir(folder):
@@ -179,7 +180,8 @@ def main(argv=None) -> int:
     out_dir = cli.out or cli.folders[0]
     os.makedirs(out_dir, exist_ok=True)
     images = plot_curves(runs, out_dir)
-    text = (f"# {cli.title}\n\n## Evaluation return (ours), with the paper's Table 1 beside it\n\n{table_1(runs)}\n\n"
+    note = f"{cli.note}\n\n" if cli.note else ""
+    text = (f"# {cli.title}\n\n{note}## Evaluation return (ours), with the paper's Table 1 beside it\n\n{table_1(runs)}\n\n"
             "Ours: mean +- std over seeds of each run's best and final evaluation; the paper's column is its Table 1 "
             "(SDAC or SAC, 1M env steps, 5 seeds), copied for comparison, not measured here.\n\n"
             f"## Per run\n\n{per_run_table(runs, solved)}\n\n"

@@ -74,8 +74,9 @@ def test_report_curve_is_the_mean_and_std_over_seeds(sweep):
 
 def test_report_command_writes_markdown_and_one_png_per_env(sweep, tmp_path):
     out = tmp_path / "out"
-    assert report.main([str(sweep), "--out", str(out), "--solved", "InvertedPendulum-v4=950"]) == 0
+    assert report.main([str(sweep), "--out", str(out), "--solved", "InvertedPendulum-v4=950", "--note", "Made by X."]) == 0
     text = (out / "report.md").read_text()
+    assert text.startswith("# Sweep report\n\nMade by X.\n\n## Evaluation return")
     assert "paper's Table 1" in text and "![curves_Hopper-v4.png](curves_Hopper-v4.png)" in text
     assert sorted(os.listdir(out)) == ["curves_Hopper-v4.png", "curves_InvertedPendulum-v4.png", "report.md"]
     assert (out / "curves_Hopper-v4.png").read_bytes()[:4] == b"\x89PNG"
