@@ -131,3 +131,24 @@ def test_soft_update_is_one_fused_lerp():
 def test_cudagraphs_without_cuda_is_a_clear_error(module, error):
     with pytest.raises(error, match="--cudagraphs needs a CUDA GPU"):
         module.validate_args(module.Args(env_id="Hopper-v4", cudagraphs=True))
+
+
+def test_sdac_compiled_run_resumes_an_eager_checkpoint_and_anneals_its_lr(tmp_path, monkeypatch):
+    """--compile end to end: an eager run's checkpoint resumed with --compile (the float lr becomes a tensor), updates,
+    evaluation, and the annealed policy lr reaching --policy-lr-end at the last step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.chdir(tmp_path)
+    tiny = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, num_candidates=2,
+                num_reverse_samples=4, diffusion_steps=3, log_interval=20, eval_interval=0, eval_episodes=2,
+                buffer_size=1000, cuda=False, checkpoint_interval=100, checkpoint_buffer=True)  # fmt: skip
+    out = sdac.train(sdac.Args(**tiny, total_timesteps=120))
+    torch._dynamo.reset()
+    resumed = sdac.train(sdac.Args(**tiny, total_timesteps=240, compile=True, resume=out["checkpoint"]))
+    assert resumed["global_step"] == 240 and [step for step, _, _ in resumed["eval_history"]] == [240]
+    acc = EventAccumulator(out["run_dir"], size_guidance={"scalars": 0})
+    acc.Reload()
+    lr = {e.step: e.value for e in acc.Scalars("charts/policy_lr")}
+    assert lr[240] == pytest.approx(3e-5) and lr[200] == pytest.approx(3e-4 + 200 / 240 * (3e-5 - 3e-4))
+    assert max(e.step for e in acc.Scalars("losses/actor_loss")) == 240
+    torch._dynamo.reset()
