@@ -268,7 +268,7 @@ def alpha_loss_fn(log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy:
 
 
 # ---------------------------------------------------------------------------------------------------
-# One gradient step, as two functions that --compile / --cudagraphs compile whole
+# One gradient step: losses and optimiser steps, each compiled whole under --compile
 
 
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:

@@ -399,7 +399,7 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
 
 
 # ---------------------------------------------------------------------------------------------------
-# One gradient step (Algorithm 1 lines 6-12), as two functions that --compile / --cudagraphs compile whole
+# One gradient step (Algorithm 1 lines 6-12): losses and optimiser steps, each compiled whole under --compile
 
 
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
