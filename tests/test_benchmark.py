@@ -118,6 +118,10 @@ def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
     # --args-for reaches that script's runs only
     assert all(("--num-candidates 4 --diffusion-steps 10" in ln) == ("sdac_continuous" in ln) for ln in lines)
     assert not os.path.exists(tmp_path / "sw")
+    # with GPUs: runs spread over them round robin
+    proc = bench("--seeds", "1", "2", "3", "--gpus", "2", "--out", "sw", "--dry-run", cwd=tmp_path)
+    devices = [ln.split("CUDA_VISIBLE_DEVICES=")[1][0] for ln in proc.stdout.splitlines() if "python" in ln]
+    assert devices == ["0", "1", "0", "1", "0", "1"]
 
 
 @pytest.mark.parametrize(
