@@ -1,0 +1,85 @@
+"""What both RL scripts do with bad input and failing runs, each through its own copy of the code: one-line errors
+(also from the command line), nothing written before the input is checked, and a diverging run that stops and keeps
+its last good checkpoint."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import sac_continuous_action as sac
+import sdac_continuous_action as sdac
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMON = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, log_interval=20, eval_interval=100,
+              eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
+SCRIPTS = pytest.mark.parametrize(
+    "script, error, name, tiny",
+    [pytest.param(sdac, sdac.SdacError, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
+                                                     lambda_update_interval=10), id="sdac"),
+     pytest.param(sac, sac.SacError, "SAC", COMMON, id="sac")],
+)  # fmt: skip
+
+
+@SCRIPTS
+def test_non_finite_loss_stops_the_run_naming_step_and_checkpoint(script, error, name, tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = script.Args(**tiny, total_timesteps=400, checkpoint_interval=40, q_lr=1e30)  # the critic blows up at once
+    with pytest.raises(error, match=r"non-finite .* at global step \d+.* Last checkpoint: runs/.*/checkpoint.pt"):
+        script.train(args)
+    ckpt = torch.load(glob.glob("runs/*/checkpoint.pt")[0], weights_only=False)
+    assert ckpt["global_step"] == 40, "the last good checkpoint is kept, not overwritten with NaN weights"
+
+
+@SCRIPTS
+@pytest.mark.parametrize("env_id, message", [("NoSuchEnv-v0", "cannot create env 'NoSuchEnv-v0'"),
+                                             ("Pusher-v4", "use Pusher-v5"),
+                                             ("CartPole-v1", "needs a continuous \\(Box\\) action space")])  # fmt: skip
+def test_unsuitable_envs_get_clear_errors(script, error, name, tiny, env_id, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=message):
+        script.train(script.Args(**{**tiny, "env_id": env_id}))
+    assert not os.path.exists("runs"), "nothing is written before the input is checked"
+
+
+@SCRIPTS
+def test_unbounded_action_space_is_rejected(script, error, name, tiny):
+    with pytest.raises(error, match="bounded Box"):
+        script.action_scale_bias(gym.spaces.Box(-np.inf, np.inf, (2,)))
+
+
+@SCRIPTS
+def test_bad_checkpoints_get_clear_errors(script, error, name, tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(error, match="cannot read checkpoint garbage.pt"):
+        script.train(script.Args(**tiny, resume="garbage.pt"))
+    other = "sac" if script is sdac else "sdac"  # the other script's checkpoint
+    torch.save({"format": f"{other}-checkpoint-v2"}, tmp_path / "other.pt")
+    with pytest.raises(error, match=f"is not an? {name} checkpoint"):
+        script.train(script.Args(**tiny, resume="other.pt"))
+    torch.save({"format": f"{name.lower()}-checkpoint-v1"}, tmp_path / "old.pt")
+    with pytest.raises(error, match="written by an older version of this script"):
+        script.train(script.Args(**tiny, resume="old.pt"))
+    out = script.train(script.Args(**{**tiny, "eval_interval": 0}, total_timesteps=100, checkpoint_interval=100))
+    with pytest.raises(error, match=r"incompatible .*--batch-size 16 \(checkpoint\) vs 32 \(now\)"):
+        script.train(script.Args(**{**tiny, "batch_size": 32}, total_timesteps=200, resume=out["checkpoint"]))
+    with pytest.raises(error, match="not before --total-timesteps"):
+        script.train(script.Args(**tiny, total_timesteps=100, resume=out["checkpoint"]))
+
+
+@SCRIPTS
+@pytest.mark.parametrize("argv, message", [(["--total-timesteps", "-5"], "error: --total-timesteps must be >= 1"),
+                                           (["--env-id", "CartPole-v1"], "error: {name} needs a continuous (Box) action space"),
+                                           (["--resume", "missing.pt"], "error: checkpoint not found: missing.pt")])  # fmt: skip
+def test_command_line_errors_are_one_line_without_traceback(script, error, name, tiny, argv, message, tmp_path):
+    proc = subprocess.run([sys.executable, script.__file__, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert message.format(name=name) in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "runs")
