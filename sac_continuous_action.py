@@ -76,21 +76,25 @@ class Args:
 
     # Actor and entropy coefficient alpha
     policy_lr: float = 3e-4
-    """the learning rate of the policy and of alpha"""
+    """the learning rate of the policy"""
     policy_frequency: int = 2
     """updates between policy updates; each then does this many policy steps (TD3's delay, as CleanRL)"""
     autotune: bool = True
     """tune alpha so that the policy's entropy tracks target_entropy_scale * (-d)"""
     alpha: float = 0.2
-    """the entropy coefficient alpha (its initial value with --autotune)"""
+    """the entropy coefficient alpha without --autotune (CleanRL: 0.2)"""
+    alpha_init: float = 1.0
+    """alpha's initial value with --autotune (CleanRL: log alpha starts at 0)"""
+    alpha_lr: float = 1e-3
+    """the learning rate of log alpha with --autotune (CleanRL: the critics' q_lr, 1e-3)"""
     target_entropy_scale: float = 1.0
     """autotune target: entropy = -target_entropy_scale * action_dim"""
 
     # Logging and evaluation
     log_interval: int = 500
     """env steps between loss logs (and the non-finite check, the only host sync of the training step)"""
-    eval_interval: int = 125_000
-    """env steps between evaluations (paper: every 25k iterations); 0: only at the end"""
+    eval_interval: int = 50_000
+    """env steps between evaluations (as SDAC: the authors' total/20 = 50k of 1M); 0: only at the end"""
     eval_episodes: int = 20
     """evaluation episodes, run at once in parallel envs (deterministic: the tanh of the mean action)"""
 
@@ -170,7 +174,7 @@ def validate_args(args: Args) -> None:
     for name in ["learning_starts", "checkpoint_interval", "eval_interval"]:
         if getattr(args, name) < 0:
             raise SacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    for name in ["q_lr", "policy_lr", "alpha", "reward_scale"]:
+    for name in ["q_lr", "policy_lr", "alpha", "alpha_init", "alpha_lr", "reward_scale"]:
         if not getattr(args, name) > 0:
             raise SacError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
@@ -302,27 +306,25 @@ def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, 
                                      qf_loss=qf_losses.detach().mean(), target_q=next_q.mean())  # fmt: skip
 
     def policy_loss(data: Batch):
-        # soft policy improvement: the reparameterised KL to exp(Q / alpha); alpha's loss towards the target
-        # entropy. Their parameters are disjoint (each sees the other's input detached), so one backward of the sum
-        # gives each its own gradient.
+        # soft policy improvement: the reparameterised KL to exp(Q / alpha)
         pi, log_pi, _ = actor.get_action(data.obs)
         loss = actor_loss_fn(log_alpha.detach().exp(), log_pi, min_q(qf, data.obs, pi))
-        stats = dict(actor_loss=loss.detach(), entropy=-log_pi.detach().mean())
-        if args.autotune:
-            alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
-            loss, stats["alpha_loss"] = loss + alpha_loss, alpha_loss.detach()
-        return loss, stats
+        return loss, dict(actor_loss=loss.detach(), entropy=-log_pi.detach().mean())
 
-    def policy_step():
-        actor_optimizer.step()
-        if args.autotune:
-            a_optimizer.step()
+    def alpha_loss(data: Batch):
+        # alpha's loss towards the target entropy, on a fresh sample of the policy after its step (as CleanRL)
+        with torch.no_grad():
+            _, log_pi, _ = actor.get_action(data.obs)
+        loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
+        return loss, dict(alpha_loss=loss.detach())
 
-    q_step = q_optimizer.step
+    q_step, actor_step, alpha_step = q_optimizer.step, actor_optimizer.step, a_optimizer.step
     if args.compile or args.cudagraphs:
         mode = "reduce-overhead" if args.cudagraphs else None
         critic_loss, policy_loss = torch.compile(critic_loss, mode=mode), torch.compile(policy_loss, mode=mode)
-        q_step, policy_step = torch.compile(q_step, mode=mode), torch.compile(policy_step, mode=mode)
+        alpha_loss = torch.compile(alpha_loss, mode=mode)
+        q_step, actor_step = torch.compile(q_step, mode=mode), torch.compile(actor_step, mode=mode)
+        alpha_step = torch.compile(alpha_step, mode=mode)
 
     def update_critic(data: Batch) -> dict[str, torch.Tensor]:
         loss, stats = critic_loss(data)
@@ -334,9 +336,14 @@ def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, 
     def update_actor(data: Batch) -> dict[str, torch.Tensor]:
         loss, stats = policy_loss(data)
         actor_optimizer.zero_grad()
-        a_optimizer.zero_grad()
         loss.backward()
-        policy_step()
+        actor_step()
+        if args.autotune:
+            loss, alpha_stats = alpha_loss(data)
+            a_optimizer.zero_grad()
+            loss.backward()
+            alpha_step()
+            stats = {**stats, **alpha_stats}
         return stats
 
     return update_critic, update_actor
@@ -406,9 +413,9 @@ def load_checkpoint(path: str, args: Args) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise SacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    if isinstance(ckpt, dict) and ckpt.get("format") == "sac-checkpoint-v1":
-        raise SacError(f"{path} was written by an older version of this script (separate critics); start a new run")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v2":
+    if isinstance(ckpt, dict) and ckpt.get("format") in ("sac-checkpoint-v1", "sac-checkpoint-v2"):
+        raise SacError(f"{path} was written by an older version of this script (other defaults); start a new run")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v3":
         raise SacError(f"{path} is not a SAC checkpoint (written by sac_continuous_action.py)")
     saved, now = ckpt["args"], asdict(args)
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
@@ -472,8 +479,8 @@ def train(args: Args) -> dict:
     qf_target.load_state_dict(qf.state_dict())
     q_optimizer = make_optimizer(qf.parameters(), args.q_lr, args, device)
     actor_optimizer = make_optimizer(actor.parameters(), args.policy_lr, args, device)
-    log_alpha = torch.tensor(math.log(args.alpha), device=device, requires_grad=True)
-    a_optimizer = make_optimizer([log_alpha], args.policy_lr, args, device)
+    log_alpha = torch.tensor(math.log(args.alpha_init if args.autotune else args.alpha), device=device, requires_grad=True)
+    a_optimizer = make_optimizer([log_alpha], args.alpha_lr, args, device)
     target_entropy = -args.target_entropy_scale * act_dim
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     update_critic, update_actor = make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer,
@@ -512,7 +519,7 @@ def train(args: Args) -> dict:
 
     def checkpoint_state() -> dict:
         return {
-            "format": "sac-checkpoint-v2", "args": asdict(args), "run_name": run_name,
+            "format": "sac-checkpoint-v3", "args": asdict(args), "run_name": run_name,
             "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
             "actor": actor.state_dict(), "qf": qf.state_dict(), "qf_target": qf_target.state_dict(),
             "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),

@@ -76,8 +76,8 @@ class Args:
     # Diffusion policy
     diffusion_steps: int = 20
     """T, the number of diffusion steps"""
-    beta_schedule: Literal["cosine", "linear", "vp"] = "cosine"
-    """noise schedule: cosine (paper), linear (official code: 0.8 * linspace(1e-4, 0.999, T)), vp"""
+    beta_schedule: Literal["cosine", "linear", "vp"] = "linear"
+    """noise schedule: linear (authors' code: 0.8 * linspace(1e-4, 0.999, T)), cosine (paper's text), vp"""
     linear_beta_scale: float = 0.8
     """scale of the linear schedule's betas"""
     x_T_scale: float = 0.5
@@ -87,13 +87,19 @@ class Args:
     num_reverse_samples: int = 64
     """K: reverse samples a0_tilde per a_t in the RSSM loss (eq. 17)"""
     weight_normalization: Literal["softmax", "batch"] = "softmax"
-    """RSSM weights exp(Q/lambda): softmax over the K copies of each a_t (official code) or Q normalised by its batch mean/std (paper 4.1)"""
+    """RSSM weights exp(q_weight_scale * Q / lambda): softmax over the K copies of each a_t (official code) or Q normalised by its batch mean/std (paper 4.1)"""
+    q_weight_scale: float = 5.0
+    """the RSSM weights use q_weight_scale * Q / lambda (authors' code: 5, "the initial alpha value"; 1: the paper's exp(Q/lambda))"""
     policy_lr: float = 3e-4
     """the learning rate of the noise network"""
     policy_lr_end: float = 3e-5
-    """with anneal_lr, the policy learning rate at the last step"""
+    """with anneal_lr, the policy learning rate after the decay"""
     anneal_lr: bool = True
-    """anneal the policy learning rate linearly from policy_lr to policy_lr_end"""
+    """policy lr: policy_lr for policy_lr_decay_begin policy updates, then linear to policy_lr_end over policy_lr_decay_steps (authors' code)"""
+    policy_lr_decay_begin: int = 25_000
+    """policy updates (not env steps) before the policy lr starts to fall"""
+    policy_lr_decay_steps: int = 50_000
+    """policy updates over which the policy lr falls linearly to policy_lr_end"""
     policy_frequency: int = 2
     """iterations between policy (RSSM) updates (delayed update)"""
     ema: bool = True
@@ -114,12 +120,14 @@ class Args:
     """the lambda that `--lambda-tuning linear` pulls towards"""
     exploration_noise: float = 0.1
     """std of the Gaussian noise added to actions = exploration_noise * lambda"""
+    clip_noisy_actions: bool = False
+    """clip actions to [-1, 1] after the exploration noise (authors' code: not clipped; the env clips its controls)"""
 
     # Logging and evaluation
     log_interval: int = 500
     """env steps between loss logs (and the non-finite check, the only host sync of the training step)"""
-    eval_interval: int = 125_000
-    """env steps between evaluations (paper: every 25k iterations); 0: only at the end"""
+    eval_interval: int = 50_000
+    """env steps between evaluations (authors' code: total/20 = 50k of 1M); 0: only at the end"""
     eval_episodes: int = 20
     """evaluation episodes, run at once in parallel envs (noise-free, EMA policy, best-of-N)"""
 
@@ -194,15 +202,15 @@ def validate_args(args: Args) -> None:
     must_be_positive = [
         "total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size", "diffusion_steps",
         "num_candidates", "num_reverse_samples", "policy_frequency", "target_network_frequency",
-        "lambda_update_interval", "log_interval", "eval_episodes",
+        "lambda_update_interval", "log_interval", "eval_episodes", "policy_lr_decay_steps",
     ]  # fmt: skip
     for name in must_be_positive:
         if getattr(args, name) < 1:
             raise SdacError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "exploration_noise"]:
+    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "exploration_noise", "policy_lr_decay_begin"]:
         if getattr(args, name) < 0:
             raise SdacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    for name in ["q_lr", "policy_lr", "lambda_init", "x_T_scale", "linear_beta_scale", "reward_scale"]:
+    for name in ["q_lr", "policy_lr", "lambda_init", "x_T_scale", "linear_beta_scale", "reward_scale", "q_weight_scale"]:
         if not getattr(args, name) > 0:
             raise SdacError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
     if args.policy_lr_end < 0 or args.lambda_lr < 0 or args.lambda_target <= 0:
@@ -266,26 +274,42 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
 # Networks: eps_theta(a_t, s, t) = MLP(concat[s, a_t, emb(t)]) and twin critics, 3 x 256 with mish
 
 
+def haiku_init_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
+    """Haiku's Linear init, as in the authors' code: W ~ normal(0, sigma^2) truncated at +-2 sigma,
+    sigma = 1/sqrt(fan_in), and b = 0 (haiku/_src/basic.py, Linear; initializers.TruncatedNormal)."""
+    sigma = 1 / math.sqrt(fan_in)
+    nn.init.trunc_normal_(weight, std=sigma, a=-2 * sigma, b=2 * sigma)
+    nn.init.zeros_(bias)
+
+
+def linear(in_dim: int, out_dim: int) -> nn.Linear:
+    layer = nn.Linear(in_dim, out_dim)
+    haiku_init_(layer.weight, layer.bias, in_dim)
+    return layer
+
+
 def mlp(in_dim: int, out_dim: int, hidden: int = 256, layers: int = 3) -> nn.Sequential:
     mods, d = [], in_dim
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.Mish()]
+        mods += [linear(d, hidden), nn.Mish()]
         d = hidden
-    return nn.Sequential(*mods, nn.Linear(d, out_dim))
+    return nn.Sequential(*mods, linear(d, out_dim))
 
 
 class TimeEmbedding(nn.Module):
-    """16-dim sinusoidal features of the step index -> Linear(32) -> mish -> Linear(16)."""
+    """The authors' time embedding (network/blocks.py:190-229): the step index t = 0..T-1 times
+    10000^(-j/8), j = 0..7, sin and cos, times 1/sqrt(16); then Linear(32) -> mish -> Linear(16)."""
 
     def __init__(self, dim: int = 16):
         super().__init__()
         half = dim // 2
-        self.register_buffer("freqs", torch.exp(-math.log(10000) * torch.arange(half) / (half - 1)))
-        self.net = nn.Sequential(nn.Linear(dim, 2 * dim), nn.Mish(), nn.Linear(2 * dim, dim))
+        self.register_buffer("freqs", 10000.0 ** (-torch.arange(half) / half), persistent=False)
+        self.scale = 1 / math.sqrt(dim)
+        self.net = nn.Sequential(linear(dim, 2 * dim), nn.Mish(), linear(2 * dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         x = t.float()[:, None] * self.freqs
-        return self.net(torch.cat([x.sin(), x.cos()], -1))
+        return self.net(torch.cat([x.sin(), x.cos()], -1) * self.scale)
 
 
 class NoiseNetwork(nn.Module):
@@ -300,13 +324,13 @@ class NoiseNetwork(nn.Module):
 
 
 class BatchedLinear(nn.Module):
-    """n independent linear layers in one batched matmul, [n, B, in] -> [n, B, out]; nn.Linear's init per member."""
+    """n independent linear layers in one batched matmul, [n, B, in] -> [n, B, out]; haiku's init per member."""
 
     def __init__(self, n: int, in_dim: int, out_dim: int):
         super().__init__()
-        bound = 1 / math.sqrt(in_dim)
-        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim))
+        haiku_init_(self.weight, self.bias, in_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -350,14 +374,16 @@ def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_actions(actor, qf, obs, sched, args: Args, noise_std: torch.Tensor | float):
-    """Best of N reverse-diffusion samples by min(Q1, Q2), plus N(0, noise_std^2) exploration noise."""
+    """Best of N reverse-diffusion samples by min(Q1, Q2), plus N(0, noise_std^2) exploration noise added after
+    the pick and not clipped, as the authors' code does (network/diffv2.py:55-62), unless --clip-noisy-actions."""
     B, N, act_dim = obs.shape[0], args.num_candidates, actor.act_dim
     obs_rep = obs.repeat_interleave(N, 0)  # [B*N, obs_dim]
     cand = reverse_diffusion(actor, obs_rep, sched, act_dim, args.x_T_scale)
     if N > 1:
         best = min_q(qf, obs_rep, cand).view(B, N).argmax(1)
         cand = cand.view(B, N, act_dim)[torch.arange(B, device=obs.device), best]
-    return (cand + noise_std * torch.randn_like(cand)).clamp(-1, 1)
+    noisy = cand + noise_std * torch.randn_like(cand)
+    return noisy.clamp(-1, 1) if args.clip_noisy_actions else noisy
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -373,9 +399,10 @@ def reverse_sample(a_t: torch.Tensor, abar_t: torch.Tensor, K: int) -> tuple[tor
 
 
 def rssm_loss(eps_fn, obs, a_t, t_idx, sched, energy_fn, lam, K: int, normalization: str = "softmax"):
-    """Eq. 16 in noise form: mean_{s, a_t} sum_k w_k || eps_theta(a_t, s, t) - eps_k ||^2, with
-    w_k proportional to exp(Q(s, a0_tilde_k) / lambda). The score target -eps / sqrt(1 - abar_t) is the
-    gradient of log q~(a0_tilde | a_t); the (1 - abar_t) weighting of DSM (eq. 5) turns it into eps.
+    """Eq. 16 in noise form: w_k (eps_theta(a_t, s, t) - eps_k)^2 averaged over the B*K*d entries, as the authors'
+    code does (utils/diffusion.py:147-154), with w_k proportional to exp(Q(s, a0_tilde_k) / lambda) and summing to 1
+    over the K copies. The score target -eps / sqrt(1 - abar_t) is the gradient of log q~(a0_tilde | a_t); the
+    (1 - abar_t) weighting of DSM (eq. 5) turns it into eps.
     No gradient flows into the energy or through the sampling of a_t."""
     B = a_t.shape[0]
     a0_tilde, eps = reverse_sample(a_t, sched.abar[t_idx][:, None], K)
@@ -389,7 +416,7 @@ def rssm_loss(eps_fn, obs, a_t, t_idx, sched, energy_fn, lam, K: int, normalizat
         ess = (w.sum(1) ** 2 / (w**2).sum(1)).mean()  # effective sample size among the K copies
     pred = eps_fn(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat_interleave(K, 0))
     sq_err = ((pred - eps) ** 2).sum(-1).view(B, K)
-    return (w * sq_err).sum(1).mean(), ess, q
+    return (w * sq_err).sum() / pred.numel(), ess, q
 
 
 def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: float) -> torch.Tensor:
@@ -399,7 +426,8 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
 
 
 # ---------------------------------------------------------------------------------------------------
-# One gradient step (Algorithm 1 lines 6-12): losses and optimiser steps, each compiled whole under --compile
+# One gradient step (Algorithm 1 lines 6-12): losses and optimiser steps, each compiled whole under --compile;
+# the policy lr schedule
 
 
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
@@ -424,10 +452,21 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched: Schedule, args: Args):
-    """The critic step (lines 6-7) and the policy step (lines 9-12) as functions of (batch, lambda) that return
-    their statistics as tensors: no host sync, so the whole step can run on the GPU. Under --compile the losses
-    (forward and backward) and the optimiser steps are compiled, each without graph breaks."""
+def policy_lr_at(policy_updates: int, args: Args) -> float:
+    """The authors' policy lr (algorithm/sdac.py:59-64, optax.linear_schedule counted in policy updates): policy_lr
+    for the first policy_lr_decay_begin policy updates, then linear to policy_lr_end over policy_lr_decay_steps."""
+    if not args.anneal_lr:
+        return args.policy_lr
+    frac = min(max(policy_updates - args.policy_lr_decay_begin, 0) / args.policy_lr_decay_steps, 1.0)
+    return args.policy_lr + frac * (args.policy_lr_end - args.policy_lr)
+
+
+def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched: Schedule, args: Args):
+    """One gradient step of Algorithm 1 (lines 6-12) as a function of (batch, lambda, whether the policy steps) that
+    returns its statistics as tensors: no host sync, so the whole step can run on the GPU. As in the authors' code
+    (algorithm/sdac.py:99-216), both losses are taken at the parameters from before this step: the critic target's
+    a' comes from the policy before its step, and the RSSM weights from the critics before theirs. Under --compile the
+    losses (forward and backward) and the optimiser steps are compiled, each without graph breaks."""
 
     def critic_loss(data: Batch, lam: torch.Tensor):
         # soft policy evaluation: a' by reverse diffusion as when acting, target from the target critics
@@ -451,7 +490,8 @@ def make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, 
         abar = sched.abar[t_idx][:, None]
         a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
         energy = lambda s, a: min_q(qf, s, a.clamp(-1, 1))  # noqa: E731
-        loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam,
+        # weights softmax(q_weight_scale * Q / lambda): the authors' "* 5. / jnp.exp(log_alpha)" (algorithm/sdac.py:156)
+        loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam / args.q_weight_scale,
                                      args.num_reverse_samples, args.weight_normalization)  # fmt: skip
         return loss, dict(actor_loss=loss.detach(), rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
 
@@ -461,22 +501,22 @@ def make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, 
         critic_loss, actor_loss = torch.compile(critic_loss, mode=mode), torch.compile(actor_loss, mode=mode)
         q_step, actor_step = torch.compile(q_step, mode=mode), torch.compile(actor_step, mode=mode)
 
-    def update_critic(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
+    def update(data: Batch, lam: torch.Tensor, update_policy: bool) -> dict[str, torch.Tensor]:
         loss, stats = critic_loss(data, lam)
         q_optimizer.zero_grad()
         loss.backward()
+        if update_policy:  # its loss sees the critics before their step
+            loss, actor_stats = actor_loss(data, lam)
+            actor_optimizer.zero_grad()
+            loss.backward()
+            stats = {**stats, **actor_stats}
         q_step()
+        if update_policy:
+            actor_step()
+            soft_update(actor_ema, actor, args.tau)
         return stats
 
-    def update_actor(data: Batch, lam: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss, stats = actor_loss(data, lam)
-        actor_optimizer.zero_grad()
-        loss.backward()
-        actor_step()
-        soft_update(actor_ema, actor, args.tau)
-        return stats
-
-    return update_critic, update_actor
+    return update
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -543,9 +583,9 @@ def load_checkpoint(path: str, args: Args) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise SdacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    if isinstance(ckpt, dict) and ckpt.get("format") == "sdac-checkpoint-v1":
-        raise SdacError(f"{path} was written by an older version of this script (separate critics); start a new run")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "sdac-checkpoint-v2":
+    if isinstance(ckpt, dict) and ckpt.get("format") in ("sdac-checkpoint-v1", "sdac-checkpoint-v2"):
+        raise SdacError(f"{path} was written by an older version of this script (other defaults); start a new run")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "sdac-checkpoint-v3":
         raise SdacError(f"{path} is not an SDAC checkpoint (written by sdac_continuous_action.py)")
     saved, now = ckpt["args"], asdict(args)
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
@@ -617,7 +657,7 @@ def train(args: Args) -> dict:
     sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     acting_actor = actor_ema if args.ema else actor
-    update_critic, update_actor = make_updates(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched, args)
+    update = make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched, args)
     act = sample_actions  # acting and evaluation: best-of-N reverse diffusion
     if args.compile or args.cudagraphs:
         act = torch.compile(sample_actions, mode="reduce-overhead" if args.cudagraphs else None)
@@ -656,7 +696,7 @@ def train(args: Args) -> dict:
 
     def checkpoint_state() -> dict:
         return {
-            "format": "sdac-checkpoint-v2", "args": asdict(args), "run_name": run_name,
+            "format": "sdac-checkpoint-v3", "args": asdict(args), "run_name": run_name,
             "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
             "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(), "qf": qf.state_dict(),
             "qf_target": qf_target.state_dict(),
@@ -720,26 +760,26 @@ def train(args: Args) -> dict:
                 timing_from = iteration + (10 if num_iterations - iteration >= 20 else 0)
             if iteration == timing_from:
                 timing_start, eval_seconds = time.time(), 0.0
-            if args.anneal_lr:
-                frac = global_step / args.total_timesteps
-                set_lr(actor_optimizer, args.policy_lr + frac * (args.policy_lr_end - args.policy_lr))
             for _ in range(args.gradient_steps):
-                num_updates += 1
+                # update u = num_updates counts from 0: the policy, the targets and lambda step at u = 0 and at every
+                # multiple of their interval, as in the authors' code (algorithm/sdac.py:185-216)
+                u, num_updates = num_updates, num_updates + 1
                 data = rb.sample(args.batch_size)
                 if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we cloned them)
                     torch.compiler.cudagraph_mark_step_begin()
-                # soft policy evaluation (Algorithm 1 lines 6-7)
-                out = update_critic(data, lam)
-                # soft policy improvement (lines 9-12), delayed; the EMA policy follows
-                if num_updates % args.policy_frequency == 0:
-                    out = {**out, **update_actor(data, lam)}
-                if num_updates % args.target_network_frequency == 0:
+                # soft policy evaluation (Algorithm 1 lines 6-7) and, delayed, soft policy improvement (lines 9-12)
+                # with the EMA policy following; the policy lr is counted in policy updates
+                update_policy = u % args.policy_frequency == 0
+                if update_policy:
+                    set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, args))
+                out = update(data, lam, update_policy)
+                if u % args.target_network_frequency == 0:
                     soft_update(qf_target, qf, args.tau)
                 metrics.update({k: v.clone() for k, v in out.items()} if args.cudagraphs else out)
                 nonfinite |= ~torch.isfinite(torch.stack(list(out.values()))).all()
 
                 # lambda tuning (line 13)
-                if num_updates % args.lambda_update_interval == 0 and args.lambda_tuning != "fixed":
+                if u % args.lambda_update_interval == 0 and args.lambda_tuning != "fixed":
                     if args.lambda_tuning == "entropy":
                         entropy = exploration_entropy(log_lam.exp(), act_dim, args.exploration_noise)
                         lam_loss = log_lam * (entropy - target_entropy).detach()

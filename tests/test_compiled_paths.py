@@ -26,8 +26,8 @@ def sdac_learner(args):
     q_opt = sdac.make_optimizer(qf.parameters(), args.q_lr, args, torch.device("cpu"))
     a_opt = sdac.make_optimizer(actor.parameters(), args.policy_lr, args, torch.device("cpu"))
     sched = sdac.make_schedule(args.beta_schedule, args.diffusion_steps)
-    updates = sdac.make_updates(actor, actor_ema, qf, qf_target, q_opt, a_opt, sched, args)
-    return updates, (actor, actor_ema, qf), sched
+    update = sdac.make_update(actor, actor_ema, qf, qf_target, q_opt, a_opt, sched, args)
+    return update, (actor, actor_ema, qf), sched
 
 
 def sac_learner(args):
@@ -42,10 +42,13 @@ def sac_learner(args):
 
 
 def run_twice(updates, data, extra):
-    """Two critic steps and two policy steps, each after re-seeding; returns every statistic."""
+    """Two critic steps and two policy steps (SDAC: two whole updates), each after re-seeding; every statistic."""
     out = {}
     for step in range(2):
         torch.manual_seed(100 + step)
+        if callable(updates):  # SDAC: one update, critic and policy together
+            out.update({f"{k}_{step}": v.detach().clone() for k, v in updates(data, *extra, True).items()})
+            continue
         out.update({f"{k}_{step}": v.detach().clone() for k, v in updates[0](data, *extra).items()})
         torch.manual_seed(200 + step)
         out.update({f"{k}_{step}": v.detach().clone() for k, v in updates[1](data, *extra).items()})
@@ -135,13 +138,14 @@ def test_cudagraphs_without_cuda_is_a_clear_error(module, error):
 
 def test_sdac_compiled_run_resumes_an_eager_checkpoint_and_anneals_its_lr(tmp_path, monkeypatch):
     """--compile end to end: an eager run's checkpoint resumed with --compile (the float lr becomes a tensor), updates,
-    evaluation, and the annealed policy lr reaching --policy-lr-end at the last step."""
+    evaluation, and the policy lr following its schedule in policy updates across the resume."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.chdir(tmp_path)
     tiny = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, num_candidates=2,
                 num_reverse_samples=4, diffusion_steps=3, log_interval=20, eval_interval=0, eval_episodes=2,
-                buffer_size=1000, cuda=False, checkpoint_interval=100, checkpoint_buffer=True)  # fmt: skip
+                buffer_size=1000, cuda=False, checkpoint_interval=100, checkpoint_buffer=True,
+                policy_lr_decay_begin=20, policy_lr_decay_steps=40)  # fmt: skip
     out = sdac.train(sdac.Args(**tiny, total_timesteps=120))
     torch._dynamo.reset()
     resumed = sdac.train(sdac.Args(**tiny, total_timesteps=240, compile=True, resume=out["checkpoint"]))
@@ -149,6 +153,8 @@ def test_sdac_compiled_run_resumes_an_eager_checkpoint_and_anneals_its_lr(tmp_pa
     acc = EventAccumulator(out["run_dir"], size_guidance={"scalars": 0})
     acc.Reload()
     lr = {e.step: e.value for e in acc.Scalars("charts/policy_lr")}
-    assert lr[240] == pytest.approx(3e-5) and lr[200] == pytest.approx(3e-4 + 200 / 240 * (3e-5 - 3e-4))
+    # updates u = 0, 1, ... from step 62 on, one per 2 env steps; policy updates at even u: the last one before step
+    # 200 is u = 68, policy update 34 (14 of 40 into the decay), before step 240 u = 88, policy update 44 (24 of 40)
+    assert lr[200] == pytest.approx(3e-4 + 14 / 40 * (3e-5 - 3e-4)) and lr[240] == pytest.approx(3e-4 + 24 / 40 * (3e-5 - 3e-4))
     assert max(e.step for e in acc.Scalars("losses/actor_loss")) == 240
     torch._dynamo.reset()

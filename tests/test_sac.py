@@ -87,7 +87,7 @@ def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
     run_dir = out["run_dir"]
     assert out["global_step"] == 300
     assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
-    assert out["alpha"] != pytest.approx(args.alpha), "alpha tuning ran"
+    assert out["alpha"] != pytest.approx(args.alpha_init), "alpha tuning ran"
     assert out["seconds_per_iteration"] > 0
     assert os.path.isfile(f"{run_dir}/{args.exp_name}.sac_model")
     ckpt = torch.load(out["checkpoint"], weights_only=False)
@@ -136,3 +136,46 @@ def test_fixed_alpha_stays_and_cleanrl_protocol_runs(tmp_path, monkeypatch):
 def test_invalid_arguments_get_clear_errors(change, message):
     with pytest.raises(SacError, match=message):
         validate_args(Args(**{**TINY, **change}))
+
+
+def test_hyperparameters_are_cleanrls_under_its_protocol():
+    """Under --num-envs 1 --learning-starts 5000 every hyperparameter is CleanRL's (vwxyzjn/cleanrl,
+    cleanrl/sac_continuous_action.py at fe8d8a03: Args lines 43-66; log alpha starts at 0 and is tuned with the
+    critics' lr, lines 205-207; log std in [-5, 2], lines 102-103)."""
+    import sac_continuous_action as sac
+
+    a = Args(num_envs=1, learning_starts=5000)
+    got = (a.buffer_size, a.gamma, a.tau, a.batch_size, a.policy_lr, a.q_lr, a.policy_frequency,
+           a.target_network_frequency, a.alpha, a.autotune, a.alpha_init, a.alpha_lr, a.target_entropy_scale,
+           a.reward_scale, a.gradient_steps, sac.LOG_STD_MIN, sac.LOG_STD_MAX)  # fmt: skip
+    assert got == (1_000_000, 0.99, 0.005, 256, 3e-4, 1e-3, 2, 1, 0.2, True, 1.0, 1e-3, 1.0, 1.0, 1, -5, 2)
+
+
+def test_alpha_steps_on_a_fresh_sample_of_the_updated_policy(monkeypatch):
+    """CleanRL (sac_continuous_action.py:280-296): after each actor step, alpha's loss is taken on a new sample
+    log pi(a|s), a ~ the policy after that step, without gradient into the policy."""
+    import copy
+
+    import sac_continuous_action as sac
+
+    torch.manual_seed(0)
+    args = Args(cuda=False)
+    actor, qf = sac.Actor(4, 2), sac.TwinQNetwork(4, 2)
+    log_alpha = torch.tensor(0.0, requires_grad=True)
+    opts = [torch.optim.Adam(qf.parameters(), lr=1e-3), torch.optim.Adam(actor.parameters(), lr=3e-4),
+            torch.optim.Adam([log_alpha], lr=1e-3)]  # fmt: skip
+    _, update_actor = sac.make_updates(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -2.0, args)
+    seen = []
+    monkeypatch.setattr(sac, "alpha_loss_fn", lambda la, lp, te: (seen.append((lp.requires_grad, lp.clone())),
+                                                                   alpha_loss_fn(la, lp, te))[1])  # fmt: skip
+    data = sac.Batch(torch.randn(64, 4), torch.rand(64, 2) * 2 - 1, torch.randn(64), torch.randn(64, 4), torch.zeros(64))
+    before = copy.deepcopy(actor)
+    torch.manual_seed(5)
+    stats = update_actor(data)
+    assert len(seen) == 1 and seen[0][0] is False, "no gradient flows from alpha's loss into the policy"
+    torch.manual_seed(5)
+    _, log_pi_step, _ = before.get_action(data.obs)  # the sample the actor loss used
+    _, log_pi_fresh, _ = actor.get_action(data.obs)  # the next draws, from the updated policy
+    assert torch.allclose(seen[0][1], log_pi_fresh.detach(), atol=1e-6)
+    assert not torch.allclose(seen[0][1], log_pi_step.detach())
+    assert "alpha_loss" in stats and log_alpha.grad is not None

@@ -1,0 +1,156 @@
+"""SDAC's defaults are the authors' code (github mahaitongdae/diffusion_policy_online_rl at a50cf41, files under relax/
+and scripts/). Each test encodes one of their formulas, with its file and line, so that it cannot drift again."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import sdac_continuous_action as sdac
+
+OBS, ACT, B = 5, 3, 16
+
+
+def learner(**kw):
+    args = sdac.Args(num_candidates=3, num_reverse_samples=8, diffusion_steps=4, cuda=False, **kw)
+    torch.manual_seed(0)
+    actor, qf = sdac.NoiseNetwork(OBS, ACT), sdac.TwinQNetwork(OBS, ACT)
+    actor_ema, qf_target = copy.deepcopy(actor), copy.deepcopy(qf)
+    q_opt = sdac.make_optimizer(qf.parameters(), args.q_lr, args, torch.device("cpu"))
+    a_opt = sdac.make_optimizer(actor.parameters(), args.policy_lr, args, torch.device("cpu"))
+    sched = sdac.make_schedule(args.beta_schedule, args.diffusion_steps)
+    update = sdac.make_update(actor, actor_ema, qf, qf_target, q_opt, a_opt, sched, args)
+    g = torch.Generator().manual_seed(1)
+    data = sdac.Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
+                      torch.randn(B, generator=g), torch.randn(B, OBS, generator=g), torch.zeros(B))  # fmt: skip
+    return args, update, data, actor, qf, sched
+
+
+def test_defaults_are_the_authors():
+    """scripts/train_mujoco.py:41-57 (N 32, T 20, lr 3e-4 -> 3e-5, alpha lr 7e-3, every 250, noise 0.1, linear 0.8,
+    30k warm-up, 5 envs), algorithm/sdac.py:48 and 141 (reward scale 0.2, K 64), network/diffv2.py:120 (lambda 5),
+    diffusion.py:109 (x_T = 0.5 N(0, I)), trainer: evaluation every total_step/20, 20 episodes, batch 256."""
+    a = sdac.Args()
+    got = (a.num_candidates, a.diffusion_steps, a.num_reverse_samples, a.policy_lr, a.policy_lr_end, a.q_lr,
+           a.lambda_lr, a.lambda_update_interval, a.exploration_noise, a.beta_schedule, a.linear_beta_scale,
+           a.learning_starts, a.num_envs, a.gradient_steps, a.reward_scale, a.lambda_init, a.x_T_scale,
+           a.q_weight_scale, a.eval_interval, a.eval_episodes, a.batch_size, a.policy_frequency,
+           a.target_network_frequency, a.tau, a.clip_noisy_actions, a.entropy_in_target)  # fmt: skip
+    assert got == (32, 20, 64, 3e-4, 3e-5, 3e-4, 7e-3, 250, 0.1, "linear", 0.8, 30_000, 5, 1, 0.2, 5.0, 0.5, 5.0,
+                   50_000, 20, 256, 2, 2, 0.005, False, False)  # fmt: skip
+
+
+def test_policy_lr_is_the_authors_linear_schedule_in_policy_updates():
+    """algorithm/sdac.py:59-64: optax.linear_schedule(init 3e-4, end 3e-5, transition_steps 5e4, transition_begin
+    2.5e4), counted by the policy optimiser, i.e. in policy updates: flat for 25k, linear to 75k, flat after."""
+    args = sdac.Args()
+
+    def optax_linear_schedule(count, init=3e-4, end=3e-5, steps=50_000, begin=25_000):
+        count = np.clip(count - begin, 0, steps)
+        return (init - end) * (1 - count / steps) + end
+
+    for n in [0, 1, 24_999, 25_000, 25_001, 40_000, 50_000, 74_999, 75_000, 100_000, 1_000_000]:
+        assert sdac.policy_lr_at(n, args) == pytest.approx(optax_linear_schedule(n), rel=1e-9), n
+    assert sdac.policy_lr_at(10**6, sdac.Args(anneal_lr=False)) == 3e-4
+
+
+def test_exploration_noise_is_added_after_best_of_n_and_not_clipped():
+    """network/diffv2.py:55-62: the best of N candidates by min(Q1, Q2) (computed without noise), then
+    + N(0, (0.1 lambda)^2), not clipped. --clip-noisy-actions clips."""
+    args, _, data, actor, qf, sched = learner()
+    torch.manual_seed(3)
+    best = sdac.sample_actions(actor, qf, data.obs, sched, args, 0.0)
+    torch.manual_seed(3)
+    cand = sdac.reverse_diffusion(actor, data.obs.repeat_interleave(3, 0), sched, ACT, args.x_T_scale)
+    q = sdac.min_q(qf, data.obs.repeat_interleave(3, 0), cand).view(B, 3)
+    assert torch.equal(best, cand.view(B, 3, ACT)[torch.arange(B), q.argmax(1)])
+    assert (best.abs() <= 1).all()
+    torch.manual_seed(3)
+    noisy = sdac.sample_actions(actor, qf, data.obs, sched, args, 2.0)
+    torch.manual_seed(3)
+    sdac.reverse_diffusion(actor, data.obs.repeat_interleave(3, 0), sched, ACT, args.x_T_scale)
+    z = torch.randn(B, ACT)  # the draws after the candidates: the noise
+    assert torch.allclose(noisy, best + 2.0 * z, atol=1e-6), "same pick, noise added after it"
+    assert (noisy.abs() > 1).any(), "not clipped"
+    torch.manual_seed(3)
+    clipped = sdac.sample_actions(actor, qf, data.obs, sched, sdac.Args(**{**vars(args), "clip_noisy_actions": True}), 2.0)
+    assert torch.equal(clipped, noisy.clamp(-1, 1))
+
+
+def test_rssm_weights_are_softmax_of_five_q_over_lambda_from_the_critics_before_their_step(monkeypatch):
+    """algorithm/sdac.py:99-103 and 146-170: q_weights = softmax over the K copies of min(Q1, Q2)(s, clip(a0_tilde))
+    * 5 / exp(log_alpha), with the critics' parameters from before this update's critic step (line 209 applies it
+    after the policy loss was taken)."""
+    args, update, data, actor, qf, sched = learner()
+    before = [p.detach().clone() for p in qf.parameters()]
+    seen = {}
+    original = sdac.rssm_loss
+
+    def spy(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization="softmax"):
+        seen["critics_unchanged"] = all(torch.equal(p, b) for p, b in zip(qf.parameters(), before))
+        loss, ess, q = original(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization)
+        seen["lam"], seen["q"], seen["ess"] = lam, q, ess
+        return loss, ess, q
+
+    monkeypatch.setattr(sdac, "rssm_loss", spy)
+    lam = torch.tensor(0.8)
+    stats = update(data, lam, True)
+    assert seen["critics_unchanged"], "the RSSM weights must use the critics from before the critic step"
+    assert not all(torch.equal(p, b) for p, b in zip(qf.parameters(), before)), "the critic step was applied"
+    w = torch.softmax(seen["q"] * 5 / lam, dim=1)  # the authors' weights, recomputed from the energies
+    assert seen["lam"] == pytest.approx(lam / 5)
+    assert stats["rssm_ess"].item() == pytest.approx((1 / (w**2).sum(1)).mean().item(), rel=1e-5)
+
+
+def test_init_is_haikus_truncated_normal_with_zero_bias():
+    """Every hk.Linear in the authors' networks (blocks.py:193-206): W ~ N(0, 1/fan_in) truncated at 2 sigma, b = 0.
+    The std of a standard normal truncated at +-2 is 0.8796."""
+    torch.manual_seed(0)
+    nets = [sdac.NoiseNetwork(256, 6), sdac.TwinQNetwork(250, 6)]
+    layers = [(m.weight, m.bias, m.in_features) for n in nets for m in n.modules() if isinstance(m, torch.nn.Linear)]
+    layers += [(m.weight, m.bias, m.weight.shape[1]) for n in nets for m in n.modules() if isinstance(m, sdac.BatchedLinear)]
+    assert len(layers) == 2 + 4 + 4, "time embedding 2, noise MLP 4, critic MLP 4 linear layers"
+    for w, b, fan_in in layers:
+        sigma = 1 / math.sqrt(fan_in)
+        assert torch.count_nonzero(b) == 0
+        assert w.abs().max() <= 2 * sigma + 1e-7
+        if w.numel() >= 256 * 256:
+            assert w.std().item() == pytest.approx(0.8796 * sigma, rel=0.02)
+
+
+def test_time_embedding_is_the_authors_scaled_sinusoid():
+    """blocks.py:209-229: t times 10000^(-j/8), j = 0..7, [sin, cos], times 1/sqrt(16); then Linear(32), mish,
+    Linear(16) (blocks.py:192-195)."""
+    emb = sdac.TimeEmbedding(16)
+    seen = []
+    emb.net[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    t = torch.arange(10)
+    out = emb(t)
+    j = torch.arange(8)
+    x = t[:, None].float() * 10000.0 ** (-j / 8)
+    assert torch.allclose(seen[0], torch.cat([x.sin(), x.cos()], -1) / 4, atol=1e-6)
+    assert out.shape == (10, 16) and emb.net[0].out_features == 32 and isinstance(emb.net[1], torch.nn.Mish)
+
+
+def test_policy_targets_and_lambda_step_at_update_0_and_every_interval_after(tmp_path, monkeypatch):
+    """algorithm/sdac.py:185-216: the policy, the target critics and the EMA policy step when step % 2 == 0, lambda
+    when step % 250 == 0, step counting updates from 0. 11 updates with lambda every 10: lambda steps at updates 0 and
+    10 (two Adam steps of lr each on log lambda, downward while the noise entropy is above its target), the policy at
+    0, 2, ..., 10 (6 steps). The buffer holds the actions the env received: with lambda 20 the noise std is 2, and
+    they are not clipped."""
+    monkeypatch.chdir(tmp_path)
+    args = sdac.Args(env_id="Hopper-v4", num_envs=1, learning_starts=10, total_timesteps=21, batch_size=8,
+                     num_candidates=2, num_reverse_samples=4, diffusion_steps=3, eval_interval=0, eval_episodes=1,
+                     lambda_update_interval=10, lambda_init=20.0, buffer_size=100, checkpoint_interval=21,
+                     checkpoint_buffer=True, cuda=False, log_interval=1)  # fmt: skip
+    out = sdac.train(args)
+    assert math.log(out["lambda"]) == pytest.approx(math.log(20.0) - 2 * args.lambda_lr, abs=1e-4)
+    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    assert ckpt["num_updates"] == 11
+    assert int(ckpt["actor_optimizer"]["state"][0]["step"]) == 6
+    assert int(ckpt["q_optimizer"]["state"][0]["step"]) == 11
+    actions = ckpt["buffer"]["data"][1]
+    assert (actions[:10].abs() <= 1).all(), "uniform warm-up actions"
+    assert (actions[10:].abs() > 1).any(), "exploration noise is not clipped before the env and the buffer"
