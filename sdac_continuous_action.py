@@ -403,7 +403,8 @@ def rssm_loss(eps_fn, obs, a_t, t_idx, sched, energy_fn, lam, K: int, normalizat
     code does (utils/diffusion.py:147-154), with w_k proportional to exp(Q(s, a0_tilde_k) / lambda) and summing to 1
     over the K copies. The score target -eps / sqrt(1 - abar_t) is the gradient of log q~(a0_tilde | a_t); the
     (1 - abar_t) weighting of DSM (eq. 5) turns it into eps.
-    No gradient flows into the energy or through the sampling of a_t."""
+    No gradient flows into the energy or through the sampling of a_t. Returns the loss, the weights and the energies
+    of the K copies ([B, K] each)."""
     B = a_t.shape[0]
     a0_tilde, eps = reverse_sample(a_t, sched.abar[t_idx][:, None], K)
     obs_rep = obs.repeat_interleave(K, 0)
@@ -413,10 +414,14 @@ def rssm_loss(eps_fn, obs, a_t, t_idx, sched, energy_fn, lam, K: int, normalizat
             w = torch.softmax(q / lam, dim=1)
         else:  # paper 4.1: Q normalised by batch mean and std; std folds into lambda
             w = torch.exp((q - q.mean()) / (q.std() + 1e-6) / lam) / K
-        ess = (w.sum(1) ** 2 / (w**2).sum(1)).mean()  # effective sample size among the K copies
     pred = eps_fn(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat_interleave(K, 0))
     sq_err = ((pred - eps) ** 2).sum(-1).view(B, K)
-    return (w * sq_err).sum() / pred.numel(), ess, q
+    return (w * sq_err).sum() / pred.numel(), w, q
+
+
+def effective_sample_size(w: torch.Tensor) -> torch.Tensor:
+    """Of the weights [B, K] of each a_t's K copies, averaged over B: K when uniform, 1 when one copy has them all."""
+    return (w.sum(1) ** 2 / (w**2).sum(1)).mean()
 
 
 def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: float) -> torch.Tensor:
@@ -491,9 +496,11 @@ def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, s
         a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
         energy = lambda s, a: min_q(qf, s, a.clamp(-1, 1))  # noqa: E731
         # weights softmax(q_weight_scale * Q / lambda): the authors' "* 5. / jnp.exp(log_alpha)" (algorithm/sdac.py:156)
-        loss, ess, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam / args.q_weight_scale,
-                                     args.num_reverse_samples, args.weight_normalization)  # fmt: skip
-        return loss, dict(actor_loss=loss.detach(), rssm_ess=ess, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
+        loss, w, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam / args.q_weight_scale,
+                                   args.num_reverse_samples, args.weight_normalization)  # fmt: skip
+        # rssm_weight_std is the authors' update/q_weights_std (algorithm/sdac.py:237): the std of all B*K weights
+        return loss, dict(actor_loss=loss.detach(), rssm_ess=effective_sample_size(w), rssm_weight_std=w.std(),
+                          rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())  # fmt: skip
 
     q_step, actor_step = q_optimizer.step, actor_optimizer.step
     if args.compile or args.cudagraphs:

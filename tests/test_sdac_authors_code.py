@@ -90,9 +90,9 @@ def test_rssm_weights_are_softmax_of_five_q_over_lambda_from_the_critics_before_
 
     def spy(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization="softmax"):
         seen["critics_unchanged"] = all(torch.equal(p, b) for p, b in zip(qf.parameters(), before))
-        loss, ess, q = original(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization)
-        seen["lam"], seen["q"], seen["ess"] = lam, q, ess
-        return loss, ess, q
+        loss, w, q = original(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization)
+        seen["lam"], seen["q"] = lam, q
+        return loss, w, q
 
     monkeypatch.setattr(sdac, "rssm_loss", spy)
     lam = torch.tensor(0.8)
@@ -102,6 +102,7 @@ def test_rssm_weights_are_softmax_of_five_q_over_lambda_from_the_critics_before_
     w = torch.softmax(seen["q"] * 5 / lam, dim=1)  # the authors' weights, recomputed from the energies
     assert seen["lam"] == pytest.approx(lam / 5)
     assert stats["rssm_ess"].item() == pytest.approx((1 / (w**2).sum(1)).mean().item(), rel=1e-5)
+    assert stats["rssm_weight_std"].item() == pytest.approx(w.std().item(), rel=1e-5)
 
 
 def test_init_is_haikus_truncated_normal_with_zero_bias():

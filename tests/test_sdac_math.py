@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sdac_continuous_action import make_schedule, reverse_diffusion, reverse_sample, rssm_loss
+from sdac_continuous_action import effective_sample_size, make_schedule, reverse_diffusion, reverse_sample, rssm_loss
 
 SCHEDULES = ["cosine", "linear", "vp"]
 
@@ -196,7 +196,8 @@ def test_rssm_weights_follow_the_energy():
         torch.manual_seed(1)
         return rssm_loss(lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, energy, 1.0, K)
 
-    loss, ess, _ = run(lambda o, a: (grads.append(a.requires_grad), torch.zeros(len(a)))[1])
+    loss, w_flat, _ = run(lambda o, a: (grads.append(a.requires_grad), torch.zeros(len(a)))[1])
+    ess = effective_sample_size(w_flat)
     torch.manual_seed(1)
 
     a0, eps = reverse_sample(torch.zeros(B, 2), s.abar[[9] * B][:, None], K)
@@ -204,8 +205,9 @@ def test_rssm_weights_follow_the_energy():
     assert loss.item() == pytest.approx(((net(torch.zeros(1, 2)) - eps) ** 2).mean().item() / K, rel=1e-5)
 
     sharp = lambda o, a: -(a**2).sum(-1) * 1e3  # noqa: E731
-    loss_sharp, ess_sharp, q = run(sharp)
-    assert q.shape == (B, K) and ess_sharp < 3
+    loss_sharp, w_sharp, q = run(sharp)
+    assert q.shape == w_sharp.shape == (B, K) and effective_sample_size(w_sharp) < 3
+    assert torch.allclose(w_sharp.sum(1), torch.ones(B)), "the weights of each a_t's K copies sum to 1"
     # the weight sits on the copy with a0_tilde nearest 0, i.e. the smallest |eps| when a_t = 0
     w = torch.softmax(q, 1)
     best = w.argmax(1)

@@ -41,7 +41,7 @@ def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
     keys = scalars(run_dir)
     expected = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/policy_lr", "losses/qf1_values",
                 "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss",
-                "losses/lambda", "losses/rssm_ess", "losses/rssm_q_mean", "losses/target_q", "eval/episodic_return"]  # fmt: skip
+                "losses/lambda", "losses/rssm_ess", "losses/rssm_weight_std", "losses/rssm_q_mean", "losses/target_q", "eval/episodic_return"]  # fmt: skip
     assert set(expected) <= set(keys), f"missing: {set(expected) - set(keys)}"
 
     # "crash" after step 300: resume from the step-200 checkpoint, run on to 400 in the same run directory
