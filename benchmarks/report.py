@@ -142,7 +142,7 @@ def plot_curves(runs: list[Run], out_dir: str) -> list[str]:
             x, m, s = curve(rs)
             ax.plot(x, m, label=f"{algo} ({len(rs)} seeds)")
             ax.fill_between(x, m - s, m + s, alpha=0.25)
-        ax.set(title=env_id, xlabel="env steps", ylabel="evaluation return")
+        ax.set(title=env_id, xlabel="env steps (random warm-up included)", ylabel="evaluation return")
         ax.legend()
         ax.grid(alpha=0.3)
         path = os.path.join(out_dir, f"curves_{env_id}.png")
@@ -183,7 +183,8 @@ def main(argv=None) -> int:
     note = f"{cli.note}\n\n" if cli.note else ""
     text = (f"# {cli.title}\n\n{note}## Evaluation return (ours), with the paper's Table 1 beside it\n\n{table_1(runs)}\n\n"
             "Ours: mean +- std over seeds of each run's best and final evaluation; the paper's column is its Table 1 "
-            "(SDAC or SAC, 1M env steps, 5 seeds), copied for comparison, not measured here.\n\n"
+            "(SDAC or SAC, 1M env steps, 5 seeds), copied for comparison, not measured here. Env steps count the "
+            "random warm-up (--learning-starts); the authors' code collects its warm-up before its 1M steps.\n\n"
             f"## Per run\n\n{per_run_table(runs, solved)}\n\n"
             "Wall-clock: first to last logged event of each attempt, summed over attempts (evaluation included); "
             "env steps/s = env steps / wall-clock.\n\n## Curves\n\n"

@@ -1,0 +1,168 @@
+"""Our SDAC beside the authors' (JAX, github mahaitongdae/diffusion_policy_online_rl, run by
+../shared/tools/official-sdac.sh): evaluation curves on one step axis, final and best returns, and the RSSM weight
+statistics that both log.
+
+    python benchmarks/compare_official.py --official /tmp/official-sdac/src/logs/Hopper-v4/sdac_*_cmp_s* \
+        --ours sweep_cmp_authors/runs/* --out benchmarks/results/sdac_vs_authors_hopper
+
+Step axis: env steps with the random warm-up included. Ours count it (--learning-starts is inside
+--total-timesteps); the authors' log.csv counts the steps after their --start_step warm-up, so theirs are shifted by
+the start_step in their config.yaml. Each --official folder is copied into OUT/official/seed{N}/ (log.csv, config.yaml
+and the update/* scalars as update_scalars.csv), so the report can be written again from OUT alone:
+--official OUT/official/seed*.
+"""
+
+import argparse
+import csv
+import glob
+import os
+import shutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import mean_std, read_run  # noqa: E402
+
+WEIGHT_TAGS = {"update/q_weights_std": "losses/rssm_weight_std", "update/alpha": "losses/lambda",
+               "update/q1_mean": "losses/qf1_values", "update/policy_loss": "losses/actor_loss"}  # fmt: skip
+
+
+def read_official(folder: str, copy_to: str | None) -> dict:
+    """One run of the authors' code: seed and warm-up from config.yaml, evaluations from log.csv, update scalars from
+    its TensorBoard file (or from update_scalars.csv in a copied folder)."""
+    config = {}
+    with open(os.path.join(folder, "config.yaml")) as f:
+        for line in f:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                config[k.strip()] = v.strip()
+    seed, start = int(config["seed"]), int(config["start_step"])
+    with open(os.path.join(folder, "log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    steps = np.array([int(r["step"]) + start for r in rows])
+    returns = np.array([float(r["avg_ret"]) for r in rows])
+    scalars_csv = os.path.join(folder, "update_scalars.csv")
+    if os.path.isfile(scalars_csv):
+        with open(scalars_csv) as f:
+            scalars = [(r["tag"], int(r["step"]), float(r["value"])) for r in csv.DictReader(f)]
+    else:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(folder, size_guidance={"scalars": 0})
+        acc.Reload()
+        scalars = [(t, e.step + start, e.value) for t in acc.Tags()["scalars"] if t.startswith("update/")
+                   for e in acc.Scalars(t)]  # fmt: skip
+    if copy_to:
+        dst = os.path.join(copy_to, "official", f"seed{seed}")
+        os.makedirs(dst, exist_ok=True)
+        for name in ["log.csv", "config.yaml"]:
+            if os.path.abspath(folder) != os.path.abspath(dst):
+                shutil.copy(os.path.join(folder, name), dst)
+        with open(os.path.join(dst, "update_scalars.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["tag", "step", "value"])
+            w.writerows(scalars)
+    return dict(seed=seed, steps=steps, returns=returns, scalars=scalars)
+
+
+def our_scalars(run_dir: str, tags: list[str]) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    have = acc.Tags()["scalars"]
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags if t in have}
+
+
+def window_mean(points: list[tuple[int, float]], end: int, width: int) -> float:
+    vals = [v for s, v in points if end - width < s <= end]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, str, str]:
+    finals = [r[-1] for _, r in curves]
+    bests = [r.max() for _, r in curves]
+    return mean_std(finals), mean_std(bests), ", ".join(f"{f:.1f}/{b:.1f}" for f, b in zip(finals, bests))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--official", nargs="+", required=True, help="the authors' run folders (log.csv, config.yaml)")
+    p.add_argument("--ours", nargs="+", required=True, help="our run folders (runs/{env}__{exp}__{seed}__{time})")
+    p.add_argument("--out", required=True, help="folder for report.md, curves.png and the copies of the authors' logs")
+    p.add_argument("--note", default="", help="text put under the title (commands, commit, machine, date)")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    official = sorted((read_official(f, args.out) for f in args.official), key=lambda r: r["seed"])
+    ours = sorted((r for r in (read_run(d) for d in args.ours) if r is not None), key=lambda r: r.seed)
+    if not official or not ours:
+        sys.exit("error: need at least one run of each implementation with evaluations")
+
+    # evaluations on a common grid: the steps both have
+    common = sorted(set.intersection(*(set(r["steps"].tolist()) for r in official), *(set(r.steps.tolist()) for r in ours)))
+    if not common:
+        sys.exit("error: the two implementations have no evaluation step in common")
+    pick = lambda steps, rets: np.array([rets[list(steps).index(s)] for s in common])  # noqa: E731
+    theirs_c = [(np.array(common), pick(r["steps"], r["returns"])) for r in official]
+    ours_c = [(np.array(common), pick(r.steps, r.returns)) for r in ours]
+
+    lines = [f"# SDAC: ours beside the authors' code ({ours[0].env_id})", ""]
+    if args.note:
+        lines += [args.note, ""]
+    lines += [f"Evaluation return (mean of the evaluation episodes) up to env step {common[-1]} (warm-up included); "
+              "mean +- std over seeds; per seed final/best.", "",
+              "| implementation | seeds | final | best | per seed (final/best) |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, runs, seeds in [("authors' code (JAX)", theirs_c, [r["seed"] for r in official]),
+                              ("ours (PyTorch)", ours_c, [r.seed for r in ours])]:  # fmt: skip
+        final, best, per_seed = summary(runs)
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {final} | {best} | {per_seed} |")
+    lines += ["", "Evaluation return at each common step:", "",
+              "| env step | " + " | ".join([f"authors s{r['seed']}" for r in official] + [f"ours s{r.seed}" for r in ours]) + " |",
+              "|---" * (1 + len(official) + len(ours)) + "|"]  # fmt: skip
+    for i, s in enumerate(common):
+        lines.append(f"| {s} | " + " | ".join(f"{c[1][i]:.1f}" for c in theirs_c + ours_c) + " |")
+
+    # the weight statistics: theirs average each tag over 1000 updates (5000 env steps); ours are logged every
+    # --log-interval, averaged here over the same 5000-step windows
+    ours_sc = [our_scalars(r_dir, list(WEIGHT_TAGS.values())) for r_dir in args.ours if read_run(r_dir) is not None]
+    ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == "update/q_weights_std"})
+    if ends:
+        lines += ["", "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
+                  "(authors' tag -> ours):", "",
+                  "| env step | " + " | ".join(f"{t} (authors) | {o} (ours)" for t, o in WEIGHT_TAGS.items()) + " |",
+                  "|---" * (1 + 2 * len(WEIGHT_TAGS)) + "|"]  # fmt: skip
+        for end in ends:
+            cells = []
+            for tag, mine in WEIGHT_TAGS.items():
+                theirs = [v for r in official for t, s, v in r["scalars"] if t == tag and s == end]
+                mine_vals = [v for v in (window_mean(sc.get(mine, []), end, 5000) for sc in ours_sc) if v == v]
+                cells += [f"{np.mean(theirs):.4g}" if theirs else "", f"{np.mean(mine_vals):.4g}" if mine_vals else ""]
+            lines.append(f"| {end} | " + " | ".join(cells) + " |")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, runs, color in [("authors' code (JAX)", theirs_c, "tab:blue"), ("ours (PyTorch)", ours_c, "tab:orange")]:
+        r = np.stack([c[1] for c in runs])
+        m, sd = r.mean(0), r.std(0)
+        ax.plot(common, m, color=color, label=f"{name}, {len(runs)} seeds")
+        ax.fill_between(common, m - sd, m + sd, color=color, alpha=0.2)
+    ax.set_xlabel("env steps (random warm-up included)")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(f"SDAC on {ours[0].env_id}: mean +- std over seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "curves.png"), dpi=110)
+    lines += ["", "![evaluation curves](curves.png)", ""]
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
