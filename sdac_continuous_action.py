@@ -55,7 +55,8 @@ class Args:
     buffer_size: int = 1_000_000
     """the replay memory buffer size"""
     learning_starts: int = 30_000
-    """env steps of uniform random actions before learning starts"""
+    """env steps of uniform random actions before learning starts, counted inside total_timesteps (the authors
+    collect them before theirs: --total-timesteps 1030000 matches their 1M-step run)"""
     batch_size: int = 256
     """the batch size of samples from the replay memory"""
     gamma: float = 0.99
@@ -431,8 +432,8 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
 
 
 # ---------------------------------------------------------------------------------------------------
-# One gradient step (Algorithm 1 lines 6-12): losses and optimiser steps, each compiled whole under --compile;
-# the policy lr schedule
+# One gradient step (Algorithm 1 lines 6-12) and the policy lr schedule: losses and optimiser steps, each compiled
+# whole under --compile
 
 
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:

@@ -2,10 +2,16 @@
 exists): time per training iteration (act on the envs, step them, the updates; evaluation excluded; the first 10
 training iterations, which absorb compilation and graph capture, not timed), env steps per second end to end
 (compilation included) and peak GPU memory. Prints one Markdown table with the device, commit and date.
+With --official, the authors' SDAC (JAX, jit on this machine; ../shared/tools/official-sdac.sh) is timed in the same
+run at the SDAC settings it can take (K = 64 is hard-coded there): one of their training iterations is also one vector
+step of 5 envs plus one update.
 
     python benchmarks/speed.py                                   # Hopper-v4, all settings, all modes here
+    python benchmarks/speed.py --settings "sdac official" "sdac study" --official   # ours beside the authors'
     python benchmarks/speed.py --env-id Ant-v4 --iterations 2000 --settings "sdac official" --modes eager cudagraphs
 """
+
+import re
 
 import argparse
 import os
@@ -26,6 +32,8 @@ import sdac_continuous_action as sdac  # noqa: E402
 SETTINGS = {
     # the official code's practice: N = 32 candidates, K = 64 reverse samples, T = 20
     "sdac official": (sdac, dict(num_candidates=32, num_reverse_samples=64, diffusion_steps=20)),
+    # the side-by-side study with the authors' code on a CPU: N = 4, K = 64 (theirs is hard-coded), T = 10
+    "sdac study": (sdac, dict(num_candidates=4, num_reverse_samples=64, diffusion_steps=10)),
     # what the CPU benchmarks in the README use
     "sdac cpu": (sdac, dict(num_candidates=4, num_reverse_samples=16, diffusion_steps=10)),
     # SAC has one setting: the paper's baseline protocol
@@ -59,12 +67,27 @@ def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> 
     return dict(ms=out["seconds_per_iteration"] * 1000, sps=args.total_timesteps / seconds, peak_mb=peak)
 
 
+def measure_official(tool: str, setting: dict, env_id: str, iterations: int) -> dict:
+    """The authors' code, timed by its harness: ms per training iteration over `iterations` after the first 10."""
+    cmd = ["bash", tool, "time", "--env", env_id, "--num_particles", str(setting["num_candidates"]),
+           "--diffusion_steps", str(setting["diffusion_steps"]), "--num_vec_envs", "5", "--start_step", "1000",
+           "--total_step", "1000000", "--suffix", "speed"]  # fmt: skip
+    env = {**os.environ, "STOP_AFTER": str(iterations + 10), "SKIP": "10"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(REPO) or ".")
+    m = re.search(r"time per training iteration: ([0-9.]+) ms", out.stdout + out.stderr)
+    if not m:
+        raise RuntimeError(f"the authors' code printed no timing (exit {out.returncode}): {(out.stdout + out.stderr)[-500:]}")
+    return dict(ms=float(m.group(1)), sps=None, peak_mb=None)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env-id", default="Hopper-v4")
     p.add_argument("--iterations", type=int, default=0, help="timed training iterations (0: 20 official, 100 others)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)")
+    p.add_argument("--official", action="store_true", help="also time the authors' SDAC at each SDAC setting with K = 64")
+    p.add_argument("--official-tool", default=os.path.join(os.path.dirname(REPO), "shared", "tools", "official-sdac.sh"))
     cli = p.parse_args()
     modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
     warnings.filterwarnings("ignore")
@@ -82,6 +105,12 @@ def main() -> None:
                     print(f"{name} {mode}: {e}", file=sys.stderr)
                     continue
                 rows.append((name, mode, iterations, r))
+            if cli.official and module is sdac and setting["num_reverse_samples"] == 64:
+                try:
+                    rows.append((name, "authors' code (JAX jit)", iterations,
+                                 measure_official(cli.official_tool, setting, cli.env_id, iterations)))
+                except (RuntimeError, OSError) as e:
+                    print(f"{name} authors' code: {e}", file=sys.stderr)
     print(f"\n{cli.env_id}; {machine()}; commit {commit}; {time.strftime('%Y-%m-%d')}\n")
     print("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | "
           "env steps/s end to end | peak GPU memory (MB) |\n|---|---|---|---|---|---|---|")  # fmt: skip
@@ -89,7 +118,8 @@ def main() -> None:
     for name, mode, n, r in rows:
         ratio = f"{eager[name] / r['ms']:.2f}x" if name in eager else "-"
         peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-"
-        print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {r['sps']:.0f} | {peak} |")
+        sps = f"{r['sps']:.0f}" if r["sps"] is not None else "-"
+        print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {sps} | {peak} |")
     ms = {(name, mode): r["ms"] for name, mode, _, r in rows}
     for name, mode in ms:  # how much an SDAC iteration costs against a SAC one, in the same mode and run
         if name.startswith("sdac") and ("sac", mode) in ms:
