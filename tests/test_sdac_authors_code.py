@@ -1,7 +1,6 @@
 """SDAC's defaults are the authors' code (github mahaitongdae/diffusion_policy_online_rl at a50cf41, files under relax/
 and scripts/). Each test encodes one of their formulas, with its file and line, so that it cannot drift again."""
 
-import copy
 import math
 
 import numpy as np
@@ -9,23 +8,13 @@ import pytest
 import torch
 
 import sdac_continuous_action as sdac
-
-OBS, ACT, B = 5, 3, 16
+from test_compiled_paths import ACT, B, batch, sdac_learner
 
 
 def learner(**kw):
     args = sdac.Args(num_candidates=3, num_reverse_samples=8, diffusion_steps=4, cuda=False, **kw)
-    torch.manual_seed(0)
-    actor, qf = sdac.NoiseNetwork(OBS, ACT), sdac.TwinQNetwork(OBS, ACT)
-    actor_ema, qf_target = copy.deepcopy(actor), copy.deepcopy(qf)
-    q_opt = sdac.make_optimizer(qf.parameters(), args.q_lr, args, torch.device("cpu"))
-    a_opt = sdac.make_optimizer(actor.parameters(), args.policy_lr, args, torch.device("cpu"))
-    sched = sdac.make_schedule(args.beta_schedule, args.diffusion_steps)
-    update = sdac.make_update(actor, actor_ema, qf, qf_target, q_opt, a_opt, sched, args)
-    g = torch.Generator().manual_seed(1)
-    data = sdac.Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
-                      torch.randn(B, generator=g), torch.randn(B, OBS, generator=g), torch.zeros(B))  # fmt: skip
-    return args, update, data, actor, qf, sched
+    update, (actor, _, qf), sched = sdac_learner(args)
+    return args, update, batch(sdac, seed=1), actor, qf, sched
 
 
 def test_defaults_are_the_authors():
