@@ -1,5 +1,6 @@
-"""benchmarks/compare_official.py on runs with known values: the authors' steps are shifted by their warm-up, the
-table's final/best are right, their logs are copied so the report can be rewritten from the copies alone."""
+"""benchmarks/compare_official.py and compare_cleanrl.py on runs with known values. compare_official: the authors' steps
+are shifted by their warm-up, the table's final/best are right, their logs are copied so the report can be rewritten
+from the copies alone. compare_cleanrl: windowed training returns and the SPS ratio."""
 
 import os
 import sys
@@ -8,6 +9,7 @@ import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import compare_cleanrl  # noqa: E402
 import compare_official  # noqa: E402
 
 
@@ -58,3 +60,26 @@ def test_compare_official_needs_common_steps(tmp_path):
     ours = our_run(tmp_path / "runs", 1, [])
     with pytest.raises(SystemExit):
         compare_official.main(["--official", str(tmp_path / "off"), "--ours", ours, "--out", str(tmp_path / "o")])
+
+
+def training_run(root, name, seed, returns, sps):
+    run_dir = f"{root}/Hopper-v4__{name}__{seed}__1"
+    w = SummaryWriter(run_dir)
+    for i, r in enumerate(returns):  # one episode every 1000 steps
+        w.add_scalar("charts/episodic_return", r, 1000 * (i + 1))
+    w.add_scalar("charts/SPS", sps, 1000 * len(returns))
+    w.close()
+    return run_dir
+
+
+def test_compare_cleanrl_windows_and_sps_ratio(tmp_path):
+    cleanrl = [training_run(tmp_path, "sac_continuous_action", s, [s * 10.0] * 4, 100) for s in (1, 2)]
+    ours = [training_run(tmp_path, "sac", s, [1, 2, 3, 4 * s], 110) for s in (1, 2)]
+    out = tmp_path / "out"
+    assert compare_cleanrl.main(["--cleanrl", *cleanrl, "--ours", *ours, "--out", str(out), "--every", "2000",
+                                 "--window", "2"]) == 0  # fmt: skip
+    report = (out / "report.md").read_text()
+    # at 4000: the last 2 episodes; ours (3 + 4) / 2 = 3.5 and (3 + 8) / 2 = 5.5
+    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 1.5 +- 0.0 (1.5, 1.5) |" in report
+    assert "| 4000 | 15.0 +- 5.0 (10.0, 20.0) | 4.5 +- 1.0 (3.5, 5.5) |" in report
+    assert "| SPS ratio ours / CleanRL | | 1.10x |" in report

@@ -1,0 +1,71 @@
+"""Our SAC beside CleanRL's own (run by benchmarks/cleanrl_sac.sh): CleanRL does not evaluate, so both are compared
+on what both log, the training episodes (charts/episodic_return) and the speed (charts/SPS).
+
+    python benchmarks/compare_cleanrl.py --cleanrl /tmp/cleanrl/src/runs/Hopper-v4__sac_continuous_action__* \
+        --ours sweep_sac_cleanrl/runs/Hopper-v4__sac__* --out benchmarks/results/sac_vs_cleanrl_hopper
+
+At each checkpoint step (every --every env steps) the table gives, per run, the mean return of the last --window
+training episodes that ended by that step; then mean +- std over seeds, and the ratio of the last SPS each logged.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+
+def read(run_dir: str) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    if "charts/episodic_return" not in tags:
+        sys.exit(f"error: {run_dir} has no charts/episodic_return")
+    eps = [(e.step, e.value) for e in acc.Scalars("charts/episodic_return")]
+    sps = [e.value for e in acc.Scalars("charts/SPS")] if "charts/SPS" in tags else []
+    seed = os.path.basename(os.path.normpath(run_dir)).split("__")[2]
+    return dict(dir=run_dir, seed=seed, episodes=eps, sps=sps[-1] if sps else float("nan"))
+
+
+def window_return(episodes: list[tuple[int, float]], step: int, window: int) -> float:
+    done = [r for s, r in episodes if s <= step]
+    return float(np.mean(done[-window:])) if done else float("nan")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cleanrl", nargs="+", required=True, help="CleanRL's run folders (runs/{env}__{exp}__{seed}__{t})")
+    p.add_argument("--ours", nargs="+", required=True, help="our run folders")
+    p.add_argument("--out", required=True)
+    p.add_argument("--every", type=int, default=10_000, help="env steps between the table's rows")
+    p.add_argument("--window", type=int, default=50, help="training episodes averaged at each row")
+    p.add_argument("--note", default="", help="text under the title: commands, commits, machine, date")
+    args = p.parse_args(argv)
+    groups = {"CleanRL": [read(d) for d in args.cleanrl], "ours": [read(d) for d in args.ours]}
+    last = min(max(s for s, _ in r["episodes"]) for runs in groups.values() for r in runs)
+    steps = list(range(args.every, last + 1, args.every))
+    lines = ["# SAC: ours beside CleanRL's sac_continuous_action.py", ""] + ([args.note, ""] if args.note else [])
+    lines += [f"Mean return of the last {args.window} training episodes ended by each env step; mean +- std over seeds "
+              "(per seed in brackets).", "", "| env step | CleanRL | ours |", "|---|---|---|"]  # fmt: skip
+    for step in steps:
+        cells = []
+        for runs in groups.values():
+            v = [window_return(r["episodes"], step, args.window) for r in runs]
+            cells.append(f"{np.mean(v):.1f} +- {np.std(v):.1f} ({', '.join(f'{x:.1f}' for x in v)})")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    sps = {k: [r["sps"] for r in runs] for k, runs in groups.items()}
+    lines += ["", "| | CleanRL | ours |", "|---|---|---|",
+              f"| seeds | {', '.join(r['seed'] for r in groups['CleanRL'])} | {', '.join(r['seed'] for r in groups['ours'])} |",
+              f"| last SPS, mean | {np.mean(sps['CleanRL']):.0f} | {np.mean(sps['ours']):.0f} |",
+              f"| SPS ratio ours / CleanRL | | {np.mean(sps['ours']) / np.mean(sps['CleanRL']):.2f}x |", ""]  # fmt: skip
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
