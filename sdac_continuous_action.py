@@ -122,7 +122,7 @@ class Args:
     exploration_noise: float = 0.1
     """std of the Gaussian noise added to actions = exploration_noise * lambda"""
     clip_noisy_actions: bool = False
-    """clip actions to [-1, 1] after the exploration noise (authors' code: not clipped; the env clips its controls)"""
+    """clip actions to [-1, 1] after the exploration noise (authors' code: not clipped; MuJoCo clamps controls to their range)"""
 
     # Logging and evaluation
     log_interval: int = 500

@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     official = sorted((read_official(f, args.out) for f in args.official), key=lambda r: r["seed"])
-    ours = sorted((r for r in (read_run(d) for d in args.ours) if r is not None), key=lambda r: r.seed)
+    read = sorted(((d, r) for d in args.ours if (r := read_run(d)) is not None), key=lambda dr: dr[1].seed)
+    our_dirs, ours = [d for d, _ in read], [r for _, r in read]  # run folders with evaluations, by seed
     if not official or not ours:
         sys.exit("error: need at least one run of each implementation with evaluations")
 
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
 
     # the weight statistics: theirs average each tag over 1000 updates (5000 env steps); ours are logged every
     # --log-interval, averaged here over the same 5000-step windows
-    ours_sc = [our_scalars(r_dir, list(WEIGHT_TAGS.values())) for r_dir in args.ours if read_run(r_dir) is not None]
+    ours_sc = [our_scalars(d, list(WEIGHT_TAGS.values())) for d in our_dirs]
     ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == "update/q_weights_std"})
     if ends:
         lines += ["", "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
