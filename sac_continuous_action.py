@@ -89,6 +89,8 @@ class Args:
     """the learning rate of log alpha with --autotune (CleanRL: the critics' q_lr, 1e-3)"""
     target_entropy_scale: float = 1.0
     """autotune target: entropy = -target_entropy_scale * action_dim"""
+    log_prob_eps: float = 1e-6
+    """eps in the tanh correction log(scale (1 - tanh(u)^2) + eps) (CleanRL: 1e-6); 0: the exact density"""
 
     # Logging and evaluation
     log_interval: int = 500
@@ -171,7 +173,7 @@ def validate_args(args: Args) -> None:
     for name in must_be_positive:
         if getattr(args, name) < 1:
             raise SacError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ["learning_starts", "checkpoint_interval", "eval_interval"]:
+    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "log_prob_eps"]:
         if getattr(args, name) < 0:
             raise SacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     for name in ["q_lr", "policy_lr", "alpha", "alpha_init", "alpha_lr", "reward_scale"]:
@@ -223,19 +225,27 @@ class TwinQNetwork(nn.Module):
         return self.net(x.expand(2, *x.shape)).squeeze(-1)
 
 
-def tanh_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """log density of a = tanh(u), u ~ N(mean, exp(log_std)^2), per row: the Gaussian's log density minus the
-    change-of-variables term sum_i log(1 - tanh(u_i)^2) = sum_i 2 (log 2 - u_i - softplus(-2 u_i)), which
-    stays finite where tanh saturates (no 1e-6 fudge)."""
+def tanh_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, scale: torch.Tensor,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """log density of the env action scale * tanh(u) + bias, u ~ N(mean, exp(log_std)^2), per row: the Gaussian's
+    log density minus sum_i log(scale_i (1 - tanh(u_i)^2) + eps), CleanRL's form (sac_continuous_action.py:148).
+    Its eps = 1e-6 caps the correction at -log(1e-6) = 13.8 per dimension, so a policy that saturates tanh is not
+    charged further entropy for it. eps = 0 gives the exact density, in the stable form
+    log(scale_i) + 2 (log 2 - u_i - softplus(-2 u_i))."""
     gauss = (-0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return gauss - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+    if eps == 0:
+        return gauss - (scale.log() + 2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+    return gauss - torch.log(scale * (1 - torch.tanh(u) ** 2) + eps).sum(-1)
 
 
 class Actor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int):
+    def __init__(self, obs_dim: int, act_dim: int, action_scale: Optional[np.ndarray] = None, log_prob_eps: float = 1e-6):
         super().__init__()
-        self.act_dim = act_dim
+        self.act_dim, self.log_prob_eps = act_dim, log_prob_eps
         self.net = mlp(obs_dim, 2 * act_dim)
+        # the env's (high - low) / 2, for the log-probability only (acting scales outside); not in the state_dict
+        scale = torch.ones(act_dim) if action_scale is None else torch.as_tensor(action_scale, dtype=torch.float32)
+        self.register_buffer("action_scale", scale, persistent=False)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, -1)
@@ -244,11 +254,11 @@ class Actor(nn.Module):
         return mean, log_std
 
     def get_action(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A reparameterised sample a = tanh(mean + std * xi) in [-1, 1]^d, its log-probability [B], and the
-        deterministic action tanh(mean) used for evaluation."""
+        """A reparameterised sample a = tanh(mean + std * xi) in [-1, 1]^d (the env gets a * scale + bias), the
+        log-probability [B] of the env action, and the deterministic action tanh(mean) used for evaluation."""
         mean, log_std = self(obs)
         u = mean + log_std.exp() * torch.randn_like(mean)
-        log_prob = tanh_gaussian_log_prob(u, mean, log_std)
+        log_prob = tanh_gaussian_log_prob(u, mean, log_std, self.action_scale, self.log_prob_eps)
         assert log_prob.shape == obs.shape[:1], "one log-probability per state, not per action dimension"
         return torch.tanh(u), log_prob, torch.tanh(mean)
 
@@ -473,7 +483,7 @@ def train(args: Args) -> dict:
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
-    actor = Actor(obs_dim, act_dim).to(device)
+    actor = Actor(obs_dim, act_dim, scale, args.log_prob_eps).to(device)
     qf = TwinQNetwork(obs_dim, act_dim).to(device)
     qf_target = TwinQNetwork(obs_dim, act_dim).to(device)
     qf_target.load_state_dict(qf.state_dict())

@@ -6,6 +6,7 @@ import glob
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -25,20 +26,43 @@ def scalars(run_dir: str) -> dict[str, list[int]]:
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_tanh_gaussian_log_prob_matches_a_numerical_density():
-    """Reference: the density of a = tanh(u) as the numerical derivative of its CDF, Phi((atanh(a) - mu) / sigma),
-    per dimension, in float64. Includes u = +-6, where tanh saturates and a 1e-6 fudge term would be off."""
+def test_exact_tanh_gaussian_log_prob_matches_a_numerical_density():
+    """eps = 0. Reference: the density of the env action x = s * tanh(u) as the numerical derivative of its CDF,
+    Phi((atanh(x / s) - mu) / sigma), per dimension, in float64. Includes u = +-6, where tanh saturates and the 1e-6
+    term would be off, and scales s != 1 (the density of x is that of tanh(u) divided by s)."""
     mean = torch.tensor([[0.3, -1.0], [0.0, 2.0], [0.5, -0.5], [0.0, 0.0]], dtype=torch.float64)
     log_std = torch.tensor([[-0.5, 0.2], [0.0, -1.0], [0.3, 0.0], [0.5, 0.5]], dtype=torch.float64)
     u = torch.tensor([[0.1, -2.0], [1.5, 2.5], [-3.0, 0.7], [6.0, -6.0]], dtype=torch.float64)
-    a = torch.tanh(u)
+    scale = torch.tensor([0.4, 2.0], dtype=torch.float64)
+    x = scale * torch.tanh(u)
     normal = torch.distributions.Normal(mean, log_std.exp())
-    # central differences in a, with a step relative to the distance to the boundary
-    h = 1e-4 * (1 - a.abs())
-    cdf = lambda x: normal.cdf(torch.atanh(x))  # noqa: E731
-    density = (cdf(a + h) - cdf(a - h)) / (2 * h)
-    reference = density.log().sum(-1)
-    assert torch.allclose(tanh_gaussian_log_prob(u, mean, log_std), reference, rtol=1e-6, atol=1e-6)
+    # central differences in x, with a step relative to the distance to the boundary
+    h = 1e-4 * (scale - x.abs())
+    cdf = lambda x: normal.cdf(torch.atanh(x / scale))  # noqa: E731
+    reference = ((cdf(x + h) - cdf(x - h)) / (2 * h)).log().sum(-1)
+    assert torch.allclose(tanh_gaussian_log_prob(u, mean, log_std, scale, eps=0), reference, rtol=1e-6, atol=1e-6)
+
+
+def test_default_log_prob_is_cleanrls_formula():
+    """CleanRL's get_action (cleanrl/sac_continuous_action.py:141-149 at fe8d8a03), its lines verbatim, float32:
+    log N(x_t) - log(action_scale * (1 - tanh(x_t)^2) + 1e-6), summed over dimensions. Saturated entries (|u| = 6, 12)
+    differ from the exact density by up to 13.8 per dimension; there ours must be CleanRL's, not exact."""
+    torch.manual_seed(0)
+    mean, log_std = torch.randn(6, 3), torch.rand(6, 3) - 0.5
+    x_t = mean + log_std.exp() * torch.randn(6, 3)
+    x_t[0], x_t[1] = torch.tensor([6.0, -12.0, 0.5]), torch.tensor([20.0, 9.0, -7.0])
+    action_scale = torch.tensor([0.4, 1.0, 2.0])
+    # CleanRL
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    y_t = torch.tanh(x_t)
+    log_prob = normal.log_prob(x_t)
+    log_prob -= torch.log(action_scale * (1 - y_t.pow(2)) + 1e-6)
+    log_prob = log_prob.sum(1, keepdim=True)
+    ours = tanh_gaussian_log_prob(x_t, mean, log_std, action_scale)
+    assert torch.allclose(ours, log_prob.squeeze(1), rtol=1e-6, atol=1e-5)
+    exact = tanh_gaussian_log_prob(x_t.double(), mean.double(), log_std.double(), action_scale.double(), eps=0)
+    assert (exact[:2] - ours[:2].double()).min() > 5  # the cap matters where tanh saturates
+    assert torch.allclose(exact[2:], ours[2:].double(), atol=1e-3)  # and nowhere else
 
 
 def test_actor_samples_lie_in_the_box_with_one_log_prob_per_state():
@@ -56,6 +80,14 @@ def test_actor_samples_lie_in_the_box_with_one_log_prob_per_state():
         torch.distributions.Normal(mean, log_std.exp()), [torch.distributions.TanhTransform()]
     )
     assert torch.allclose(log_prob, ref.log_prob(a.clamp(-1 + 1e-6, 1 - 1e-6)).sum(-1), atol=1e-3)
+    # with the env's action scale, the log-probability is that of the env action: lower by sum log(scale)
+    scaled = Actor(obs_dim=5, act_dim=3, action_scale=np.array([0.4, 0.4, 0.4]))
+    scaled.load_state_dict(actor.state_dict())  # action_scale is not in the state_dict: checkpoints stay v3
+    torch.manual_seed(1)
+    _, lp1, _ = actor.get_action(obs)
+    torch.manual_seed(1)
+    _, lp04, _ = scaled.get_action(obs)
+    assert torch.allclose(lp04, lp1 - 3 * math.log(0.4), atol=1e-3)
 
 
 def test_actor_loss_refuses_shapes_that_would_broadcast_to_b_by_b():
