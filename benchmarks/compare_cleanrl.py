@@ -5,7 +5,9 @@ on what both log, the training episodes (charts/episodic_return) and the speed (
         --ours sweep_sac_cleanrl/runs/Hopper-v4__sac__* --out benchmarks/results/sac_vs_cleanrl_hopper
 
 At each checkpoint step (every --every env steps) the table gives, per run, the mean return of the last --window
-training episodes that ended by that step; then mean +- std over seeds, and the ratio of the last SPS each logged.
+training episodes that ended by that step; then mean +- std over seeds, whether our mean lies within CleanRL's seed
+range (min..max over its seeds: the issue's acceptance), and the ratio of the last SPS each logged. Further groups of
+runs (an older version of ours, say) come in with --also LABEL DIR..., as extra columns.
 """
 
 import argparse
@@ -42,18 +44,28 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=10_000, help="env steps between the table's rows")
     p.add_argument("--window", type=int, default=50, help="training episodes averaged at each row")
     p.add_argument("--note", default="", help="text under the title: commands, commits, machine, date")
+    p.add_argument("--also", nargs="+", action="append", default=[], metavar="LABEL DIR",
+                   help="an extra group of runs: its label, then its run folders (repeatable)")
     args = p.parse_args(argv)
     groups = {"CleanRL": [read(d) for d in args.cleanrl], "ours": [read(d) for d in args.ours]}
+    for label, *dirs in args.also:
+        if not dirs or label in groups:
+            sys.exit(f"error: --also needs a new label and at least one run folder, got {[label, *dirs]}")
+        groups[label] = [read(d) for d in dirs]
     last = min(max(s for s, _ in r["episodes"]) for runs in groups.values() for r in runs)
     steps = list(range(args.every, last + 1, args.every))
     lines = ["# SAC: ours beside CleanRL's sac_continuous_action.py", ""] + ([args.note, ""] if args.note else [])
     lines += [f"Mean return of the last {args.window} training episodes ended by each env step; mean +- std over seeds "
-              "(per seed in brackets).", "", "| env step | CleanRL | ours |", "|---|---|---|"]  # fmt: skip
+              "(per seed in brackets).", "",
+              "| env step | " + " | ".join(groups) + " | ours' mean in CleanRL's range |",
+              "|---|" + "---|" * (len(groups) + 1)]  # fmt: skip
     for step in steps:
-        cells = []
-        for runs in groups.values():
-            v = [window_return(r["episodes"], step, args.window) for r in runs]
+        cells, values = [], {}
+        for label, runs in groups.items():
+            v = values[label] = [window_return(r["episodes"], step, args.window) for r in runs]
             cells.append(f"{np.mean(v):.1f} +- {np.std(v):.1f} ({', '.join(f'{x:.1f}' for x in v)})")
+        lo, hi, m = min(values["CleanRL"]), max(values["CleanRL"]), np.mean(values["ours"])
+        cells.append("yes" if lo <= m <= hi else f"no ({'above' if m > hi else 'below'} {lo:.1f}..{hi:.1f})")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     sps = {k: [r["sps"] for r in runs] for k, runs in groups.items()}
     lines += ["", "| | CleanRL | ours |", "|---|---|---|",

@@ -80,6 +80,13 @@ def test_compare_cleanrl_windows_and_sps_ratio(tmp_path):
                                  "--window", "2"]) == 0  # fmt: skip
     report = (out / "report.md").read_text()
     # at 4000: the last 2 episodes; ours (3 + 4) / 2 = 3.5 and (3 + 8) / 2 = 5.5
-    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 1.5 +- 0.0 (1.5, 1.5) |" in report
-    assert "| 4000 | 15.0 +- 5.0 (10.0, 20.0) | 4.5 +- 1.0 (3.5, 5.5) |" in report
+    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 1.5 +- 0.0 (1.5, 1.5) | no (below 10.0..20.0) |" in report
+    assert "| 4000 | 15.0 +- 5.0 (10.0, 20.0) | 4.5 +- 1.0 (3.5, 5.5) | no (below 10.0..20.0) |" in report
     assert "| SPS ratio ours / CleanRL | | 1.10x |" in report
+    # an extra group is an extra column; the range check is ours against CleanRL's seeds
+    older = [training_run(tmp_path / "old", "sac", s, [12.0] * 4, 90) for s in (1, 2)]
+    assert compare_cleanrl.main(["--cleanrl", *cleanrl, "--ours", *older, "--also", "before", *ours, "--out", str(out),
+                                 "--every", "2000", "--window", "2"]) == 0  # fmt: skip
+    report = (out / "report.md").read_text()
+    assert "| env step | CleanRL | ours | before | ours' mean in CleanRL's range |" in report
+    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 12.0 +- 0.0 (12.0, 12.0) | 1.5 +- 0.0 (1.5, 1.5) | yes |" in report
