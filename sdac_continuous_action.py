@@ -104,8 +104,7 @@ class Args:
     policy_frequency: int = 2
     """iterations between policy (RSSM) updates (delayed update)"""
     ema: bool = True
-    """evaluate with an EMA copy of the noise network (authors' code); else with the online one. Acting always
-    uses the online one, as theirs (trainer/off_policy.py:137, algorithm/base.py:27, sdac.py:256-257)"""
+    """act and evaluate with an EMA copy of the noise network (official code); else with the online one"""
 
     # Entropy coefficient lambda (Algorithm 1 line 13)
     lambda_init: float = 5.0
@@ -665,7 +664,7 @@ def train(args: Args) -> dict:
     target_entropy = -args.target_entropy_scale * act_dim
     sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
-    eval_actor = actor_ema if args.ema else actor  # the authors evaluate the EMA policy that they save (sdac.py:259-264)
+    acting_actor = actor_ema if args.ema else actor
     update = make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched, args)
     act = sample_actions  # acting and evaluation: best-of-N reverse diffusion
     if args.compile or args.cudagraphs:
@@ -739,12 +738,12 @@ def train(args: Args) -> dict:
         global_step += args.num_envs
         lam = log_lam.detach().exp()
 
-        # action logic: uniform random during warm-up, then the online diffusion policy with best-of-N and noise
+        # action logic: uniform random during warm-up, then the (EMA) diffusion policy with best-of-N and noise
         if global_step <= args.learning_starts:
             actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
         else:
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            actions = act(actor, qf, obs_t, sched, args, args.exploration_noise * lam)
+            actions = act(acting_actor, qf, obs_t, sched, args, args.exploration_noise * lam)
             actions = actions.cpu().numpy()
             if not np.isfinite(actions).all():
                 nonfinite.fill_(True)
@@ -816,7 +815,7 @@ def train(args: Args) -> dict:
         if crossed(args.eval_interval) or iteration == num_iterations:
             check_finite(f"loss before evaluation at global step {global_step}")
             eval_start = time.time()
-            returns, lengths = evaluate(act, eval_actor, qf, eval_envs, sched, args, scale, bias, device,
+            returns, lengths = evaluate(act, acting_actor, qf, eval_envs, sched, args, scale, bias, device,
                                         seed=args.seed + 100_000 + global_step)  # fmt: skip
             eval_history.append((global_step, float(returns.mean()), float(returns.std())))
             print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")

@@ -144,38 +144,3 @@ def test_policy_targets_and_lambda_step_at_update_0_and_every_interval_after(tmp
     actions = ckpt["buffer"]["data"][1]
     assert (actions[:10].abs() <= 1).all(), "uniform warm-up actions"
     assert (actions[10:].abs() > 1).any(), "exploration noise is not clipped before the env and the buffer"
-
-
-def test_acting_uses_the_online_policy_and_evaluation_the_ema_one(tmp_path, monkeypatch):
-    """trainer/off_policy.py:137 -> algorithm/base.py:27 -> sdac.py:256-257: the training actions come from the
-    online policy (state.params.policy); only the saved policy, which their evaluator runs, is the EMA one
-    (sdac.py:259-264, target_poicy). Spies on sample_actions and evaluate: every call made outside evaluation
-    (acting, a' and a0 in the update) gets the online network, evaluation the EMA one."""
-    monkeypatch.chdir(tmp_path)
-    calls, in_eval, eval_actors = [], [False], []
-    real_sample, real_evaluate = sdac.sample_actions, sdac.evaluate
-
-    def spy_sample(actor, *a, **k):
-        calls.append((actor, in_eval[0]))
-        return real_sample(actor, *a, **k)
-
-    def spy_evaluate(act, actor, *a, **k):
-        in_eval[0] = True
-        eval_actors.append(actor)
-        try:
-            return real_evaluate(act, actor, *a, **k)
-        finally:
-            in_eval[0] = False
-
-    monkeypatch.setattr(sdac, "sample_actions", spy_sample)
-    monkeypatch.setattr(sdac, "evaluate", spy_evaluate)
-    args = sdac.Args(env_id="Hopper-v4", num_envs=1, learning_starts=5, total_timesteps=12, batch_size=4,
-                     num_candidates=2, num_reverse_samples=2, diffusion_steps=2, eval_interval=0, eval_episodes=1,
-                     buffer_size=50, cuda=False)  # fmt: skip
-    sdac.train(args)
-    ema = eval_actors[0]
-    outside = [actor for actor, during_eval in calls if not during_eval]
-    assert len(eval_actors) == 1 and any(during_eval for _, during_eval in calls)
-    assert len(outside) >= 7 + 7, "7 acting calls after the warm-up and at least one per update"
-    assert all(actor is not ema for actor in outside), "acting and the update use the online policy"
-    assert all(actor is ema for actor, during_eval in calls if during_eval)
