@@ -104,7 +104,8 @@ class Args:
     policy_frequency: int = 2
     """iterations between policy (RSSM) updates (delayed update)"""
     ema: bool = True
-    """act and evaluate with an EMA copy of the noise network (official code); else with the online one"""
+    """act and evaluate with an EMA copy of the noise network (authors' code, algorithm/sdac.py:284-286); else with
+    the online one. a' and a0 inside the update always come from the online one (sdac.py:113, 130)"""
 
     # Entropy coefficient lambda (Algorithm 1 line 13)
     lambda_init: float = 5.0

@@ -144,3 +144,48 @@ def test_policy_targets_and_lambda_step_at_update_0_and_every_interval_after(tmp
     actions = ckpt["buffer"]["data"][1]
     assert (actions[:10].abs() <= 1).all(), "uniform warm-up actions"
     assert (actions[10:].abs() > 1).any(), "exploration noise is not clipped before the env and the buffer"
+
+
+def test_acting_and_evaluation_use_the_ema_policy_and_the_update_the_online_one(tmp_path, monkeypatch):
+    """algorithm/sdac.py:284-286: SDAC overrides get_action (which the trainer acts with, trainer/off_policy.py:137)
+    to use get_policy_params_to_save() = target_poicy, the EMA policy (sdac.py:259-260), which is also the policy
+    their evaluator runs. Inside the update, a' and a0 come from the online policy (sdac.py:113 and 130). Spies on
+    sample_actions and evaluate: the update's calls get the online network, acting and evaluation the EMA one."""
+    monkeypatch.chdir(tmp_path)
+    calls, in_update, eval_actors = [], [False], []
+    real_sample, real_evaluate, real_make_update = sdac.sample_actions, sdac.evaluate, sdac.make_update
+
+    def spy_sample(actor, *a, **k):
+        calls.append((actor, in_update[0]))
+        return real_sample(actor, *a, **k)
+
+    def spy_evaluate(act, actor, *a, **k):
+        eval_actors.append(actor)
+        return real_evaluate(act, actor, *a, **k)
+
+    def spy_make_update(actor, actor_ema, *a, **k):
+        update = real_make_update(actor, actor_ema, *a, **k)
+        spy_make_update.networks = (actor, actor_ema)
+
+        def flagged(*args, **kw):
+            in_update[0] = True
+            try:
+                return update(*args, **kw)
+            finally:
+                in_update[0] = False
+
+        return flagged
+
+    monkeypatch.setattr(sdac, "sample_actions", spy_sample)
+    monkeypatch.setattr(sdac, "evaluate", spy_evaluate)
+    monkeypatch.setattr(sdac, "make_update", spy_make_update)
+    args = sdac.Args(env_id="Hopper-v4", num_envs=1, learning_starts=5, total_timesteps=12, batch_size=4,
+                     num_candidates=2, num_reverse_samples=2, diffusion_steps=2, eval_interval=0, eval_episodes=1,
+                     buffer_size=50, cuda=False)  # fmt: skip
+    sdac.train(args)
+    online, ema = spy_make_update.networks
+    in_upd = [actor for actor, flag in calls if flag]
+    outside = [actor for actor, flag in calls if not flag]
+    assert len(in_upd) >= 7 and all(actor is online for actor in in_upd), "a' and a0: the online policy"
+    assert len(outside) >= 7 + 1 and all(actor is ema for actor in outside), "acting and evaluation: the EMA policy"
+    assert eval_actors == [ema]
