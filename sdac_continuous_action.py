@@ -500,9 +500,9 @@ def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, s
         # weights softmax(q_weight_scale * Q / lambda): the authors' "* 5. / jnp.exp(log_alpha)" (algorithm/sdac.py:156)
         loss, w, q_rev = rssm_loss(actor, data.obs, a_t, t_idx, sched, energy, lam / args.q_weight_scale,
                                    args.num_reverse_samples, args.weight_normalization)  # fmt: skip
-        # rssm_weight_std is the authors' update/q_weights_std (algorithm/sdac.py:237): the std of all B*K weights
-        return loss, dict(actor_loss=loss.detach(), rssm_ess=effective_sample_size(w), rssm_weight_std=w.std(),
-                          rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())  # fmt: skip
+        # rssm_weight_std is the authors' update/q_weights_std (algorithm/sdac.py:237): jnp.std of all B*K weights (ddof 0)
+        return loss, dict(actor_loss=loss.detach(), rssm_ess=effective_sample_size(w),
+                          rssm_weight_std=w.std(correction=0), rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
 
     q_step, actor_step = q_optimizer.step, actor_optimizer.step
     if args.compile or args.cudagraphs:
