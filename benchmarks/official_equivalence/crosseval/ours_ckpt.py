@@ -1,0 +1,24 @@
+# our final SDAC checkpoints (55k env steps incl. 5k warm-up = their 50k), 100 episodes with our evaluate()
+import sys, glob, numpy as np, torch
+sys.path.insert(0, "/work/main")
+import sdac_continuous_action as S
+torch.set_num_threads(1)
+device = torch.device("cpu")
+for path in sys.argv[1:]:
+    ck = torch.load(path, weights_only=False, map_location="cpu")
+    args = S.Args(**{k: v for k, v in ck["args"].items() if k in S.Args.__dataclass_fields__})
+    args.cuda = False
+    sched = S.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
+    env = S.make_vector_env([S.make_env(args.env_id) for _ in range(20)])
+    scale, bias = S.action_scale_bias(env.single_action_space)
+    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    actor, qf = S.NoiseNetwork(obs_dim, act_dim), S.TwinQNetwork(obs_dim, act_dim)
+    actor.load_state_dict(ck["actor_ema"]); qf.load_state_dict(ck["qf"])
+    torch.manual_seed(0)
+    rets = []
+    for k in range(5):
+        r, _ = S.evaluate(S.sample_actions, actor, qf, env, sched, args, scale, bias, device, seed=args.seed + 100_000 + 1000 * k)
+        rets.append(np.asarray(r))
+    r = np.concatenate(rets)
+    print(path.split("/")[-2], "step", ck["global_step"], f"100 eps: {r.mean():.1f} +- {r.std()/10:.1f} (sem), blocks",
+          " ".join(f"{x.mean():.1f}" for x in rets), "last eval in ckpt", ck["eval_history"][-1])
