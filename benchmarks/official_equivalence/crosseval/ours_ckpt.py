@@ -1,6 +1,9 @@
 # our final SDAC checkpoints (55k env steps incl. 5k warm-up = their 50k), 100 episodes with our evaluate()
-import sys, glob, numpy as np, torch
-sys.path.insert(0, "/work/main")
+import glob, os, sys
+
+import numpy as np
+import torch
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 import sdac_continuous_action as S
 torch.set_num_threads(1)
 device = torch.device("cpu")

@@ -4,12 +4,12 @@
 # Param mapping: the same as benchmarks/official_equivalence/torch_side.py (load_actor / load_q), checked here
 # against their haiku forward on fixed inputs (ref_<name>.npz from ref_forward.py).
 # usage: OMP_NUM_THREADS=1 python xeval.py
-import csv, glob, sys, time
+import csv, glob, os, sys, time
 import numpy as np
 import torch
 
 torch.set_num_threads(1)
-sys.path.insert(0, "/work/main")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 import sdac_continuous_action as S  # noqa: E402
 
 NAMES = ("s1_25000", "s1_50000", "s2_25000", "s2_50000")
