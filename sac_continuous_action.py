@@ -427,7 +427,7 @@ def load_checkpoint(path: str, args: Args) -> dict:
         raise SacError(f"{path} was written by an older version of this script (other defaults); start a new run")
     if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v3":
         raise SacError(f"{path} is not a SAC checkpoint (written by sac_continuous_action.py)")
-    saved, now = ckpt["args"], asdict(args)
+    saved, now = {"log_prob_eps": 0.0, **ckpt["args"]}, asdict(args)  # v3 before 6aa7c2c: the exact density
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
             for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
     if diff:
