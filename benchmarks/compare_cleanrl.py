@@ -6,11 +6,14 @@ on what both log, the training episodes (charts/episodic_return) and the speed (
 
 At each checkpoint step (every --every env steps) the table gives, per run, the mean return of the last --window
 training episodes that ended by that step; then mean +- std over seeds, whether our mean lies within CleanRL's seed
-range (min..max over its seeds: the issue's acceptance), and the ratio of the last SPS each logged. Further groups of
-runs (an older version of ours, say) come in with --also LABEL DIR..., as extra columns.
+range (min..max over its seeds: the issue's acceptance), the exact two-sided p of a rank test (Mann-Whitney) of our
+seeds against CleanRL's, and the ratio of the last SPS each logged. The last row is the last step that every run's
+episodes reach. Every training episode goes to OUT/episodes.csv beside OUT/report.md. Further groups of runs (an older version of ours, say) come in with --also LABEL DIR..., as extra
+columns.
 """
 
 import argparse
+import itertools
 import os
 import sys
 
@@ -36,6 +39,19 @@ def window_return(episodes: list[tuple[int, float]], step: int, window: int) -> 
     return float(np.mean(done[-window:])) if done else float("nan")
 
 
+def rank_test_p(a: list[float], b: list[float]) -> float:
+    """Exact two-sided p of the Mann-Whitney U test, by enumerating every split of the pooled values into groups of
+    len(a) and len(b): the share of splits whose U is at least as far from its mean as the observed one."""
+    def u(x, y):  # pairs (xi, yj) with xi > yj, ties counting one half
+        return sum((xi > yj) + 0.5 * (xi == yj) for xi in x for yj in y)
+
+    pooled, n = list(a) + list(b), len(a)
+    centre, observed = len(a) * len(b) / 2, abs(u(a, b) - len(a) * len(b) / 2)
+    splits = [abs(u([pooled[i] for i in idx], [pooled[j] for j in range(len(pooled)) if j not in idx]) - centre)
+              for idx in map(set, itertools.combinations(range(len(pooled)), n))]  # fmt: skip
+    return sum(d >= observed - 1e-9 for d in splits) / len(splits)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cleanrl", nargs="+", required=True, help="CleanRL's run folders (runs/{env}__{exp}__{seed}__{t})")
@@ -53,12 +69,12 @@ def main(argv=None) -> int:
             sys.exit(f"error: --also needs a new label and at least one run folder, got {[label, *dirs]}")
         groups[label] = [read(d) for d in dirs]
     last = min(max(s for s, _ in r["episodes"]) for runs in groups.values() for r in runs)
-    steps = list(range(args.every, last + 1, args.every))
+    steps = list(range(args.every, last + 1, args.every)) + ([last] if last % args.every else [])
     lines = ["# SAC: ours beside CleanRL's sac_continuous_action.py", ""] + ([args.note, ""] if args.note else [])
     lines += [f"Mean return of the last {args.window} training episodes ended by each env step; mean +- std over seeds "
               "(per seed in brackets).", "",
-              "| env step | " + " | ".join(groups) + " | ours' mean in CleanRL's range |",
-              "|---|" + "---|" * (len(groups) + 1)]  # fmt: skip
+              "| env step | " + " | ".join(groups) + " | ours' mean in CleanRL's range | rank test p, ours vs CleanRL |",
+              "|---|" + "---|" * (len(groups) + 2)]  # fmt: skip
     for step in steps:
         cells, values = [], {}
         for label, runs in groups.items():
@@ -66,6 +82,7 @@ def main(argv=None) -> int:
             cells.append(f"{np.mean(v):.1f} +- {np.std(v):.1f} ({', '.join(f'{x:.1f}' for x in v)})")
         lo, hi, m = min(values["CleanRL"]), max(values["CleanRL"]), np.mean(values["ours"])
         cells.append("yes" if lo <= m <= hi else f"no ({'above' if m > hi else 'below'} {lo:.1f}..{hi:.1f})")
+        cells.append(f"{rank_test_p(values['ours'], values['CleanRL']):.3f}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     sps = {k: [r["sps"] for r in runs] for k, runs in groups.items()}
     lines += ["", "| | CleanRL | ours |", "|---|---|---|",
@@ -75,6 +92,10 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(lines))
+    with open(os.path.join(args.out, "episodes.csv"), "w") as f:  # every training episode, to redo the table
+        f.write("group,seed,step,return\n")
+        f.writelines(f"{label},{r['seed']},{step},{ret:.4f}\n" for label, runs in groups.items() for r in runs
+                     for step, ret in r["episodes"])  # fmt: skip
     print("\n".join(lines))
     return 0
 

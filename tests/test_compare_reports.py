@@ -80,13 +80,29 @@ def test_compare_cleanrl_windows_and_sps_ratio(tmp_path):
                                  "--window", "2"]) == 0  # fmt: skip
     report = (out / "report.md").read_text()
     # at 4000: the last 2 episodes; ours (3 + 4) / 2 = 3.5 and (3 + 8) / 2 = 5.5
-    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 1.5 +- 0.0 (1.5, 1.5) | no (below 10.0..20.0) |" in report
-    assert "| 4000 | 15.0 +- 5.0 (10.0, 20.0) | 4.5 +- 1.0 (3.5, 5.5) | no (below 10.0..20.0) |" in report
+    # rank test, 2 against 2: both of ours below both of CleanRL's is 2 of the 6 splits (either direction)
+    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 1.5 +- 0.0 (1.5, 1.5) | no (below 10.0..20.0) | 0.333 |" in report
+    assert "| 4000 | 15.0 +- 5.0 (10.0, 20.0) | 4.5 +- 1.0 (3.5, 5.5) | no (below 10.0..20.0) | 0.333 |" in report
     assert "| SPS ratio ours / CleanRL | | 1.10x |" in report
+    rows = (out / "episodes.csv").read_text().splitlines()
+    assert rows[0] == "group,seed,step,return" and len(rows) == 1 + 4 * 4
+    assert "ours,2,4000,8.0000" in rows and "CleanRL,1,1000,10.0000" in rows
     # an extra group is an extra column; the range check is ours against CleanRL's seeds
     older = [training_run(tmp_path / "old", "sac", s, [12.0] * 4, 90) for s in (1, 2)]
     assert compare_cleanrl.main(["--cleanrl", *cleanrl, "--ours", *older, "--also", "before", *ours, "--out", str(out),
                                  "--every", "2000", "--window", "2"]) == 0  # fmt: skip
     report = (out / "report.md").read_text()
-    assert "| env step | CleanRL | ours | before | ours' mean in CleanRL's range |" in report
-    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 12.0 +- 0.0 (12.0, 12.0) | 1.5 +- 0.0 (1.5, 1.5) | yes |" in report
+    assert "| env step | CleanRL | ours | before | ours' mean in CleanRL's range | rank test p, ours vs CleanRL |" in report
+    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 12.0 +- 0.0 (12.0, 12.0) | 1.5 +- 0.0 (1.5, 1.5) | yes | 1.000 |" in report  # 12, 12 between 10 and 20: U at its centre
+
+
+def test_rank_test_p_is_the_exact_mann_whitney_p():
+    # 3 against 3, fully separated: 2 of the C(6,3) = 20 splits are as extreme (one per direction)
+    assert compare_cleanrl.rank_test_p([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)
+    assert compare_cleanrl.rank_test_p([4, 5, 6], [1, 2, 3]) == pytest.approx(0.1)
+    # 6 against 6 with U = 5: 19 of the 924 splits have U <= 5 (partitions of 0..5 into at most 6 parts <= 6:
+    # 1 + 1 + 2 + 3 + 5 + 7), as many have U >= 31; two-sided p = 38 / 924
+    ours, theirs = [1, 2, 3, 4, 5, 11], [6, 7, 8, 9, 10, 12]
+    assert compare_cleanrl.rank_test_p(ours, theirs) == pytest.approx(38 / 924)
+    # interleaved groups: p = 1
+    assert compare_cleanrl.rank_test_p([1, 4, 5, 8], [2, 3, 6, 7]) == pytest.approx(1.0)
