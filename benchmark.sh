@@ -21,7 +21,7 @@ usage: benchmark.sh [options] [-- extra args for every run]
   --checkpoint-interval N   env steps between checkpoints, for resuming (default: 50000)
   --args-for SCRIPT 'ARGS'  extra args for that script's runs only (repeatable), e.g.
                         --args-for sdac_continuous_action.py '--num-candidates 4 --num-reverse-samples 16'
-  --dry-run             print the commands, run nothing
+  --dry-run             print each command exactly as it would run (environment included), run and create nothing
   --slurm               submit one Slurm job array (one run per array task) instead of running here
   --slurm-partition P, --slurm-time T (default 24:00:00), --slurm-cpus N (default 2), --slurm-mem M (default 8G),
   --slurm-gpus N (default 0), --slurm-max-parallel N (array throttle), --slurm-wait (wait, then summarise)
@@ -73,7 +73,13 @@ for k in "${!args_for[@]}"; do
   printf '%s\n' "${scripts[@]}" | grep -qxF "$k" || die "--args-for $k: not one of --scripts"
 done
 for a in "${extra[@]}" ${args_for[@]+${args_for[@]}}; do
-  case $a in --exp-name*|--env-id*|--seed|--seed=*|--resume*) die "$a is set by benchmark.sh; do not pass it in the extra args" ;; esac
+  case $a in
+    --exp-name*|--env-id*|--seed|--seed=*|--resume*) die "$a is set by benchmark.sh; do not pass it in the extra args" ;;
+    --checkpoint-interval|--checkpoint-interval=*) die "$a is benchmark.sh's option (it passes it to every run): put it before --" ;;
+    --scripts|--env-ids|--seeds|--out|--jobs|--gpus|--args-for|--dry-run|--slurm|--slurm-*|--task-index|--help|\
+    --scripts=*|--env-ids=*|--seeds=*|--out=*|--jobs=*|--gpus=*|--dry-run=*|--task-index=*)
+      die "${a%%=*} is an option of benchmark.sh, not of the scripts: put it before --" ;;
+  esac
 done
 if [ -z "$gpus" ]; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
 [[ $gpus =~ ^[0-9]+$ ]] || die "--gpus must be a non-negative integer, got '$gpus'"
@@ -94,15 +100,19 @@ run_one() {  # script env seed gpu_index
   if [ -n "$ckpt" ]; then
     resume=(--resume "$ckpt")
   else  # attempts that died before their first checkpoint: moved aside, never deleted
-    for d in "$out"/runs/"${env}__${name}__${seed}"__*; do [ -d "$d" ] && mkdir -p "$out/incomplete" && mv "$d" "$out/incomplete/"; done
+    for d in "$out"/runs/"${env}__${name}__${seed}"__*; do
+      [ -d "$d" ] && [ $dry_run = 0 ] && mkdir -p "$out/incomplete" && mv "$d" "$out/incomplete/"
+    done
   fi
   local own=(); read -r -a own <<< "${args_for[$script]:-}"
   local cmd=("$PYTHON" "$REPO/$script" --env-id "$env" --seed "$seed" --exp-name "$name"
              --checkpoint-interval "$ckpt_interval" "${extra[@]}" "${own[@]}" "${resume[@]}")
   local cuda=""; [ "$gpus" -gt 0 ] && cuda="CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "
-  if [ $dry_run = 1 ]; then echo "(cd $out && $cuda${cmd[*]}) > $log 2>&1"; return 0; fi
+  # the command exactly as it runs, environment included, quoted for a shell
+  local shown; shown="cd $(printf '%q' "$out") && OMP_NUM_THREADS=$OMP_NUM_THREADS $cuda$(printf '%q ' "${cmd[@]}")"
+  if [ $dry_run = 1 ]; then echo "$shown>> $(printf '%q' "$log") 2>&1"; return 0; fi
   echo "started  $key${resume:+ (resuming from ${ckpt})}"
-  { echo "# $(date -u +%FT%TZ) ${cuda}${cmd[*]}"; } >> "$log"
+  { echo "# $(date -u +%FT%TZ) $shown"; } >> "$log"
   if [ -n "$cuda" ]; then (cd "$out" && CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "${cmd[@]}") >> "$log" 2>&1
   else (cd "$out" && "${cmd[@]}") >> "$log" 2>&1; fi
   rc=$?
@@ -132,6 +142,7 @@ out=$(cd "$out" 2>/dev/null && pwd || echo "$out")
 # a Slurm array task runs the one combination its index names
 if [ -n "$task_index" ]; then
   [[ $task_index =~ ^[0-9]+$ ]] && [ "$task_index" -lt ${#combos[@]} ] || die "--task-index $task_index out of range"
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   read -r sc en se <<< "${combos[$task_index]}"
   run_one "$sc" "$en" "$se" 0
   exit $?
@@ -139,7 +150,7 @@ fi
 
 if [ $slurm = 1 ]; then
   command -v sbatch >/dev/null || die "--slurm needs sbatch on the PATH"
-  clear_status
+  [ $dry_run = 0 ] && clear_status
   # the array task calls this script again with the same sweep plus its index
   pass=(--scripts "${scripts[@]}" --env-ids "${env_ids[@]}" --seeds "${seeds[@]}" --out "$out"
         --checkpoint-interval "$ckpt_interval")
@@ -161,7 +172,7 @@ if [ $slurm = 1 ]; then
 fi
 
 # locally: at most $jobs runs at once, one torch thread per core share
-clear_status
+[ $dry_run = 0 ] && clear_status
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}
 i=0
 for c in "${combos[@]}"; do

@@ -118,6 +118,14 @@ def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
     # --args-for reaches that script's runs only
     assert all(("--num-candidates 4 --diffusion-steps 10" in ln) == ("sdac_continuous" in ln) for ln in lines)
     assert not os.path.exists(tmp_path / "sw")
+    # each line is the command as it runs: the thread count it gets (2 cores' share for 2 jobs here) and its log
+    proc = bench("--seeds", "1", "--jobs", "2", "--out", "sw", "--dry-run", cwd=tmp_path, env={"OMP_NUM_THREADS": "3"})
+    lines = [ln for ln in proc.stdout.splitlines() if "python" in ln]
+    assert len(lines) == 2 and all(" && OMP_NUM_THREADS=3 " in ln and ln.endswith("2>&1") for ln in lines), lines
+    # an interrupted attempt (no checkpoint) is left where it is by a dry run
+    os.makedirs(tmp_path / "sw2" / "runs" / "Hopper-v4__sac__1__123")
+    bench("--scripts", "sac_continuous_action.py", "--out", "sw2", "--dry-run", cwd=tmp_path)
+    assert sorted(os.listdir(tmp_path / "sw2")) == ["runs"]
     # with GPUs: runs spread over them round robin
     proc = bench("--seeds", "1", "2", "3", "--gpus", "2", "--out", "sw", "--dry-run", cwd=tmp_path)
     devices = [ln.split("CUDA_VISIBLE_DEVICES=")[1][0] for ln in proc.stdout.splitlines() if "python" in ln]
@@ -130,7 +138,10 @@ def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
      (["--seeds", "x"], "seeds must be non-negative integers"), (["--jobs", "0"], "--jobs must be a positive integer"),
      (["--", "--exp-name", "x"], "--exp-name is set by benchmark.sh"),
      (["--args-for", "sdac_continuous_action.py", "--resume x"], "--resume is set by benchmark.sh"),
-     (["--args-for", "nope.py", "--x"], "not one of --scripts"), (["--out"], "--out needs a value")],
+     (["--args-for", "nope.py", "--x"], "not one of --scripts"), (["--out"], "--out needs a value"),
+     (["--", "--total-timesteps", "9", "--dry-run"], "--dry-run is an option of benchmark.sh, not of the scripts"),
+     (["--", "--jobs=2"], "--jobs is an option of benchmark.sh"), (["--", "--slurm"], "--slurm is an option of benchmark.sh"),
+     (["--", "--checkpoint-interval", "5"], "--checkpoint-interval is benchmark.sh's option")],
 )  # fmt: skip
 def test_bad_input_gets_one_line_errors(args, message, tmp_path):
     proc = bench(*args, "--dry-run", cwd=tmp_path)
