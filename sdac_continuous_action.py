@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable, Literal, NamedTuple, Optional
 
@@ -16,6 +17,10 @@ import torch
 import torch.nn as nn
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+
+# gymnasium warns on every -v4 env that a -v5 exists; the paper's results are on -v4, so that choice is ours, not the
+# user's business. Filtered before anything prints, so that a user error stays one line.
+warnings.filterwarnings("ignore", message=r".*The environment \S+ is out of date", category=DeprecationWarning)
 
 
 @dataclass
