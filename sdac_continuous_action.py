@@ -137,6 +137,10 @@ class Args:
     """env steps between evaluations (authors' code: total/20 = 50k of 1M); 0: only at the end"""
     eval_episodes: int = 20
     """evaluation episodes, run at once in parallel envs (noise-free, EMA policy, best-of-N)"""
+    progress_seconds: float = 30.0
+    """wall-clock seconds between status lines (step/total, recent SPS, last evaluation, ETA); 0: every log_interval"""
+    print_episodes: bool = False
+    """also print every finished training episode (they always go to TensorBoard: charts/episodic_return)"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,7 +218,7 @@ def validate_args(args: Args) -> None:
     for name in must_be_positive:
         if getattr(args, name) < 1:
             raise SdacError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "exploration_noise", "policy_lr_decay_begin"]:
+    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "progress_seconds", "exploration_noise", "policy_lr_decay_begin"]:
         if getattr(args, name) < 0:
             raise SdacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     for name in ["q_lr", "policy_lr", "lambda_init", "x_T_scale", "linear_beta_scale", "reward_scale", "q_weight_scale"]:
@@ -583,7 +587,7 @@ class ReplayBuffer:
 # hyperparameters that may change between a checkpoint and the run that resumes it
 RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
                      "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
-                     "compile", "cudagraphs", "tf32"}  # fmt: skip
+                     "compile", "cudagraphs", "tf32", "progress_seconds", "print_episodes"}  # fmt: skip
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -627,6 +631,43 @@ def evaluate(act, actor, qf, eval_envs, sched, args: Args, scale, bias, device, 
         lengths += ~done
         done |= term | trunc
     return returns, lengths
+
+
+# ---------------------------------------------------------------------------------------------------
+# Progress: a status line every progress_seconds
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Env steps done of the total, the SPS over the time since the last line (not since the start: the random
+    warm-up runs thousands of steps per second, training on a CPU a few), the last evaluation, and the ETA at the
+    recent rate."""
+
+    def __init__(self, total: int, step: int, seconds: float):
+        self.total, self.seconds, self.last = total, seconds, (time.time(), step)
+        self.eval: Optional[tuple[int, float]] = None  # (step, mean return) of the last evaluation
+
+    def line(self, step: int, now: float) -> Optional[str]:
+        """The status line if progress_seconds have passed since the last one, else None."""
+        (then, before), dt = self.last, now - self.last[0]
+        if dt < self.seconds or dt <= 0:
+            return None
+        self.last, sps = (now, step), (step - before) / dt
+        last_eval = f"eval {self.eval[1]:.1f} at step {self.eval[0]}" if self.eval else "no evaluation yet"
+        eta = duration((self.total - step) / sps) if sps > 0 else "unknown"
+        return f"step {step}/{self.total} ({100 * step / self.total:.1f}%) | {sps:.1f} SPS over {dt:.1f} s | {last_eval} | ETA {eta}"
+
+
+def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
+    """Once 10 training iterations are timed: a warning when the rest of a CPU run takes more than an hour."""
+    if device.type != "cpu" or seconds_left <= 3600:
+        return None
+    return (f"warning: on this CPU the training needs about {duration(seconds_left)} more; the official settings are a "
+            "GPU job (README: CPU quick start)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -736,9 +777,13 @@ def train(args: Args) -> dict:
                 f"Last checkpoint: {last_ckpt or 'none (use --checkpoint-interval N)'}"
             )
 
+    print(f"SDAC on {args.env_id}: N={args.num_candidates}, K={args.num_reverse_samples}, T={args.diffusion_steps} | {args.num_envs} envs, {args.gradient_steps} update(s) per vector step | "
+          f"{args.total_timesteps} env steps, the first {args.learning_starts} random | {device} | {run_dir}", flush=True)
+
     # start the game
     obs, _ = envs.reset(seed=args.seed + global_step)
-    start_time, start_step, last_check_step, eval_seconds = time.time(), global_step, global_step, 0.0
+    last_check_step, eval_seconds, sps_mark = global_step, 0.0, (time.time(), global_step)
+    progress = Progress(args.total_timesteps, global_step, args.progress_seconds)
     timing_from, timing_start = None, None
     for iteration in range(iteration + 1, num_iterations + 1):
         global_step += args.num_envs
@@ -758,7 +803,8 @@ def train(args: Args) -> dict:
         # step the envs and log every finished episode
         next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
         for ep_return, ep_length in finished_episodes(infos):
-            print(f"global_step={global_step}, episodic_return={ep_return:.1f}")
+            if args.print_episodes:
+                print(f"global_step={global_step}, episodic_return={ep_return:.1f}")
             writer.add_scalar("charts/episodic_return", ep_return, global_step)
             writer.add_scalar("charts/episodic_length", ep_length, global_step)
 
@@ -774,6 +820,9 @@ def train(args: Args) -> dict:
                 timing_from = iteration + (10 if num_iterations - iteration >= 20 else 0)
             if iteration == timing_from:
                 timing_start, eval_seconds = time.time(), 0.0
+            if iteration == timing_from + 10 and (warning := cpu_warning(device, (time.time() - timing_start - eval_seconds)
+                                                                        / 10 * (num_iterations - iteration))):  # fmt: skip
+                print(warning, flush=True)
             for _ in range(args.gradient_steps):
                 # update u = num_updates counts from 0: the policy, the targets and lambda step at u = 0 and at every
                 # multiple of their interval, as in the authors' code (algorithm/sdac.py:185-216)
@@ -813,10 +862,12 @@ def train(args: Args) -> dict:
                 writer.add_scalar("losses/lambda", log_lam.exp().item(), global_step)
                 writer.add_scalar("charts/policy_lr", float(actor_optimizer.param_groups[0]["lr"]), global_step)
 
-        if crossed(args.log_interval):
-            sps = int((global_step - start_step) / (time.time() - start_time))
-            print("SPS:", sps)
-            writer.add_scalar("charts/SPS", sps, global_step)
+        if crossed(args.log_interval):  # SPS over the last log interval, and the status line when it is due
+            now = time.time()
+            writer.add_scalar("charts/SPS", (global_step - sps_mark[1]) / max(now - sps_mark[0], 1e-9), global_step)
+            sps_mark = (now, global_step)
+            if line := progress.line(global_step, now):
+                print(line, flush=True)
 
         if crossed(args.eval_interval) or iteration == num_iterations:
             check_finite(f"loss before evaluation at global step {global_step}")
@@ -824,6 +875,7 @@ def train(args: Args) -> dict:
             returns, lengths = evaluate(act, acting_actor, qf, eval_envs, sched, args, scale, bias, device,
                                         seed=args.seed + 100_000 + global_step)  # fmt: skip
             eval_history.append((global_step, float(returns.mean()), float(returns.std())))
+            progress.eval = (global_step, float(returns.mean()))
             print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
             writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
             writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
