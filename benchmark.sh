@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every combination of scripts x env ids x seeds, on this machine (in parallel) or as a Slurm job array.
 # Resumable: run it again with the same --out and finished runs are skipped, interrupted ones continue from their
-# last checkpoint. Then: python benchmarks/report.py OUT  (table, curves, times).
+# last checkpoint. Then: python benchmarks/report.py OUT  (table, curves, times, in OUT/report/).
 #
 #   bash benchmark.sh --scripts sdac_continuous_action.py sac_continuous_action.py \
 #       --env-ids Hopper-v4 Walker2d-v4 --seeds 1 2 3 -- --total-timesteps 100000

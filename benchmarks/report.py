@@ -8,6 +8,8 @@
     python benchmarks/report.py runs --exp-name cpu --solved InvertedPendulum-v4=950 --out /tmp/report
 
 Run folders are named {env_id}__{exp_name}__{seed}__{time} (the scripts' own naming); exp_name is the algorithm.
+The report goes to --out (default: FIRST_FOLDER/report), never beside the runs themselves. Run folders that cannot
+be reported (no evaluation yet, say) are listed with the reason, on screen and in report.md.
 """
 
 import argparse
@@ -46,15 +48,16 @@ class Run(NamedTuple):
     last_step: int  # the last env step logged under any tag
 
 
-def read_run(run_dir: str, labels: Optional[dict] = None) -> Optional[Run]:
+def read_run(run_dir: str, labels: Optional[dict] = None) -> Run | str:
+    """The run, or why it cannot be reported."""
     parts = os.path.basename(os.path.normpath(run_dir)).split("__")
     if len(parts) != 4 or not parts[2].isdigit():
-        return None
+        return "its name is not {env_id}__{exp_name}__{seed}__{time}"
     env_id, exp_name, seed, _ = parts
     acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     acc.Reload()
     if "eval/episodic_return" not in acc.Tags()["scalars"]:
-        return None
+        return "no evaluation logged yet (eval/episodic_return)"
     events = acc.Scalars("eval/episodic_return")
     steps = np.array([e.step for e in events])
     returns = np.array([e.value for e in events])
@@ -70,13 +73,22 @@ def read_run(run_dir: str, labels: Optional[dict] = None) -> Optional[Run]:
     return Run(env_id, algo, int(seed), steps, returns, wall, last_step)
 
 
-def find_runs(folder: str, exp_names: Optional[list[str]] = None, labels: Optional[dict] = None) -> list[Run]:
-    """Every run folder under folder/runs (or folder itself) with evaluations; only these exp_names if given."""
+def find_runs(folder: str, exp_names: Optional[list[str]] = None, labels: Optional[dict] = None,
+              skipped: Optional[list] = None) -> list[Run]:  # fmt: skip
+    """Every run folder under folder/runs (or folder itself) with evaluations; only these exp_names if given. The
+    others (folders under root, but not runs with evaluations) go to `skipped` as (folder, reason)."""
     root = os.path.join(folder, "runs") if os.path.isdir(os.path.join(folder, "runs")) else folder
-    dirs = sorted(d for d in glob.glob(os.path.join(root, "*__*__*__*")) if os.path.isdir(d))
+    dirs = sorted(d for d in glob.glob(os.path.join(root, "*")) if os.path.isdir(d))
     if exp_names:
-        dirs = [d for d in dirs if os.path.basename(d).split("__")[1] in exp_names]
-    return [r for r in (read_run(d, labels) for d in dirs) if r is not None]
+        dirs = [d for d in dirs if len(os.path.basename(d).split("__")) != 4 or os.path.basename(d).split("__")[1] in exp_names]
+    runs = []
+    for d in dirs:
+        run = read_run(d, labels)
+        if isinstance(run, Run):
+            runs.append(run)
+        elif skipped is not None:
+            skipped.append((d, run))
+    return runs
 
 
 def paper_key(env_id: str) -> str:
@@ -156,7 +168,7 @@ def plot_curves(runs: list[Run], out_dir: str) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", help="benchmark.sh --out folders, or folders of run folders")
-    p.add_argument("--out", default=None, help="where report.md and the PNGs go (default: the first folder)")
+    p.add_argument("--out", default=None, help="where report.md and the PNGs go (default: FIRST_FOLDER/report)")
     p.add_argument("--solved", action="append", default=[], help="ENV=THRESHOLD: report the first step that reached it")
     p.add_argument("--exp-name", action="append", default=None, help="only runs of this exp_name (repeatable)")
     p.add_argument("--label", action="append", default=[], help="EXP_NAME=ALGORITHM: show runs of that exp_name as that algorithm")
@@ -173,11 +185,15 @@ def main(argv=None) -> int:
     except ValueError:
         print("error: --solved takes ENV=THRESHOLD (e.g. InvertedPendulum-v4=950), --label EXP_NAME=ALGORITHM", file=sys.stderr)
         return 2
-    runs = [r for folder in cli.folders for r in find_runs(folder, cli.exp_name, labels)]
+    skipped: list[tuple[str, str]] = []
+    runs = [r for folder in cli.folders for r in find_runs(folder, cli.exp_name, labels, skipped)]
+    out_dir = cli.out or os.path.join(cli.folders[0], "report")
+    skipped = [(d, why) for d, why in skipped if os.path.abspath(d) != os.path.abspath(out_dir)]  # our own output
+    for d, why in skipped:
+        print(f"skipped {d}: {why}")
     if not runs:
         print(f"error: no run with evaluation results under {', '.join(cli.folders)}", file=sys.stderr)
         return 1
-    out_dir = cli.out or cli.folders[0]
     os.makedirs(out_dir, exist_ok=True)
     images = plot_curves(runs, out_dir)
     note = f"{cli.note}\n\n" if cli.note else ""
@@ -188,7 +204,8 @@ def main(argv=None) -> int:
             f"## Per run\n\n{per_run_table(runs, solved)}\n\n"
             "Wall-clock: first to last logged event of each attempt, summed over attempts (evaluation included); "
             "env steps/s = env steps / wall-clock.\n\n## Curves\n\n"
-            + "\n".join(f"![{os.path.basename(i)}]({os.path.basename(i)})" for i in images) + "\n")  # fmt: skip
+            + "\n".join(f"![{os.path.basename(i)}]({os.path.basename(i)})" for i in images) + "\n"
+            + ("\n## Skipped\n\n" + "\n".join(f"- `{d}`: {why}" for d, why in skipped) + "\n" if skipped else ""))  # fmt: skip
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text)
     print(text)

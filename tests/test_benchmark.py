@@ -91,6 +91,22 @@ def test_report_command_writes_markdown_and_one_png_per_env(sweep, tmp_path):
     assert report.main([str(sweep), "--solved", "nonsense"]) == 2
 
 
+def test_report_defaults_to_its_own_folder_and_lists_what_it_skipped(sweep, capsys):
+    os.makedirs(sweep / "runs" / "Hopper-v4__sdac__3__1700000001")  # started, no evaluation yet
+    os.makedirs(sweep / "runs" / "notes")
+    assert report.main([str(sweep)]) == 0
+    assert sorted(os.listdir(sweep)) == ["report", "runs"], "nothing written beside the runs"
+    text = (sweep / "report" / "report.md").read_text()
+    assert "## Skipped" in text and "Hopper-v4__sdac__3__1700000001`: no evaluation logged yet" in text
+    assert "notes`: its name is not" in text
+    out = capsys.readouterr().out
+    assert "skipped " in out and "Hopper-v4__sdac__3__1700000001: no evaluation logged yet" in out
+    # a second report over the same folder does not list the first one's output folder
+    assert report.main([str(sweep), "--out", str(sweep / "runs" / "rep")]) == 0
+    assert report.main([str(sweep), "--out", str(sweep / "runs" / "rep")]) == 0
+    assert "rep`" not in (sweep / "runs" / "rep" / "report.md").read_text()
+
+
 def test_resumed_run_wall_clock_sums_its_attempts(tmp_path):
     d = write_run(tmp_path, "Hopper-v4", "sac", 1, {100: 1.0, 200: 2.0}, [0, 60])
     w = SummaryWriter(d, filename_suffix=".second")  # a second attempt, an hour later, 40 s long
