@@ -6,10 +6,12 @@
 import math
 import os
 import random
+import signal
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple, Optional
 
 import gymnasium as gym
@@ -37,12 +39,14 @@ class Args:
     """if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU"""
     save_model: bool = False
     """save the final weights to `runs/{run_name}/{exp_name}.sac_model`"""
-    checkpoint_interval: int = 0
-    """write the full training state every this many env steps (0: never); a crash loses at most this many"""
+    checkpoint_interval: int = 50_000
+    """write the full training state every this many env steps (0: never); a crash loses at most this many, and
+    Ctrl-C or SIGTERM writes one before it stops"""
     checkpoint_buffer: bool = False
     """also put the replay buffer in checkpoints (large: up to buffer_size transitions)"""
     resume: Optional[str] = None
-    """path of a checkpoint to continue from; pass the same hyperparameters as the run that wrote it"""
+    """path of a checkpoint to continue from, with its hyperparameters (only a changed total, logging, evaluation,
+    checkpoint or device option may follow)"""
     compile: bool = False
     """torch.compile the update steps (forward, backward, optimiser step) and the action sampler"""
     cudagraphs: bool = False
@@ -427,16 +431,30 @@ def save_checkpoint(path: str, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str, args: Args) -> dict:
+def read_checkpoint(path: str, mmap: bool = False) -> dict:
+    """The checkpoint at path, or a one-line error that says what the file is instead."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise SacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
     if isinstance(ckpt, dict) and ckpt.get("format") in ("sac-checkpoint-v1", "sac-checkpoint-v2"):
         raise SacError(f"{path} was written by an older version of this script (other defaults); start a new run")
+    if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor"} <= ckpt.keys():
+        raise SacError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
+                       "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
     if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v3":
         raise SacError(f"{path} is not a SAC checkpoint (written by sac_continuous_action.py)")
-    saved, now = {"log_prob_eps": 0.0, **ckpt["args"]}, asdict(args)  # v3 before 6aa7c2c: the exact density
+    return ckpt
+
+
+def checkpoint_args(ckpt: dict) -> dict:
+    """The hyperparameters a checkpoint was written with."""
+    return {"log_prob_eps": 0.0, **ckpt["args"]}  # a v3 checkpoint from before 6aa7c2c: the exact density
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    ckpt = read_checkpoint(path)
+    saved, now = checkpoint_args(ckpt), asdict(args)
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
             for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
     if diff:
@@ -505,7 +523,9 @@ def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
 # Training loop
 
 
-def train(args: Args) -> dict:
+def train(args: Args, stop: list = ()) -> dict:
+    """One run. `stop` turns non-empty when the run should stop early (stop_on_signals fills it): the iteration in
+    progress finishes, a checkpoint is written, and the run returns with the command that resumes it."""
     validate_args(args)
     scale, bias = check_env(args.env_id)
     ckpt = load_checkpoint(args.resume, args) if args.resume else None
@@ -685,13 +705,17 @@ def train(args: Args) -> dict:
             writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
             eval_seconds += time.time() - eval_start
 
-        if crossed(args.checkpoint_interval):
+        if crossed(args.checkpoint_interval) or stop:
             check_finite(f"loss before the checkpoint at global step {global_step}")
             save_checkpoint(ckpt_path, checkpoint_state())
             last_ckpt = ckpt_path
+        if stop:
+            print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
+                  f"  python {sys.argv[0] if sys.argv[0].endswith('.py') else __file__} --resume {ckpt_path}", flush=True)
+            break
 
     check_finite(f"loss between global steps {last_check_step} and {global_step}")
-    if args.save_model:
+    if args.save_model and not stop:
         model_path = f"{run_dir}/{args.exp_name}.sac_model"
         torch.save({"args": asdict(args), "actor": actor.state_dict(), "qf": qf.state_dict(),
                     "log_alpha": log_alpha.detach().cpu()}, model_path)  # fmt: skip
@@ -707,8 +731,39 @@ def train(args: Args) -> dict:
             "alpha": log_alpha.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
 
 
+def cli_args(argv: list[str]) -> Args:
+    """The command line. With --resume PATH the defaults are the checkpoint's own hyperparameters, so the path alone
+    continues the run; what else is passed must be resumable, or load_checkpoint names it."""
+    paths = [a.split("=", 1)[1] for a in argv if a.startswith("--resume=")]
+    paths += [b for a, b in zip(argv, argv[1:]) if a == "--resume"]
+    if not paths or not os.path.exists(paths[-1]):
+        return tyro.cli(Args, args=argv)  # (a missing checkpoint is reported by train)
+    saved, known = checkpoint_args(read_checkpoint(paths[-1], mmap=True)), {f.name for f in fields(Args)}
+    return tyro.cli(Args, args=argv, default=Args(**{k: v for k, v in saved.items() if k in known}))
+
+
+@contextmanager
+def stop_on_signals():
+    """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current iteration: the list this yields gets the
+    signal's name, and train() then writes a checkpoint and returns. A second signal acts at once."""
+    stop: list[str] = []
+
+    def handler(signum, frame):
+        stop.append(signal.Signals(signum).name)
+        signal.signal(signum, previous[signum])
+        print(f"{stop[-1]}: stopping after this iteration, with a checkpoint (send it again to stop at once)", flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
 if __name__ == "__main__":
     try:
-        train(tyro.cli(Args))
+        with stop_on_signals() as stop:
+            train(cli_args(sys.argv[1:]), stop)
     except SacError as e:
         sys.exit(f"error: {e}")

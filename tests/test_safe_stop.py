@@ -1,0 +1,77 @@
+"""Safe stops and resuming, for both RL scripts on real subprocesses: SIGINT and SIGTERM write a checkpoint, print
+the command that resumes, and exit 0 without a traceback; `--resume PATH` alone continues the run with the
+checkpoint's hyperparameters, to the right step, with one event per step across both attempts."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+
+from dataclasses import asdict
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import sac_continuous_action as sac
+import sdac_continuous_action as sdac
+
+TINY = ["--env-id", "Hopper-v4", "--num-envs", "2", "--learning-starts", "40", "--batch-size", "16", "--buffer-size",
+        "5000", "--log-interval", "20", "--eval-interval", "0", "--eval-episodes", "2", "--progress-seconds", "0",
+        "--no-cuda"]  # fmt: skip
+SDAC_TINY = ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"]
+SCRIPTS = pytest.mark.parametrize("script, extra", [pytest.param(sdac, SDAC_TINY, id="sdac"), pytest.param(sac, [], id="sac")])
+
+
+def run(script, argv, cwd, **kw):
+    return subprocess.Popen([sys.executable, script.__file__, *argv], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, **kw)  # fmt: skip
+
+
+@SCRIPTS
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_writes_a_checkpoint_and_resume_alone_continues(script, extra, sig, tmp_path):
+    proc = run(script, [*TINY, *extra, "--total-timesteps", "1000000"], tmp_path)
+    for line in proc.stdout:  # wait until training has begun (a status line after the warm-up)
+        if line.startswith("step ") and int(line.split()[1].split("/")[0]) > 60:
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == "", err
+    assert f"{sig.name}: stopping after this iteration" in out and f"stopped by {sig.name} at global step" in out
+    resume_cmd = out.split("To continue:\n")[1].splitlines()[0].split()
+    assert resume_cmd[:2] == ["python", script.__file__] and resume_cmd[2] == "--resume"
+    ckpt = resume_cmd[3]
+    stopped_at = int(out.split(f"stopped by {sig.name} at global step ")[1].split(";")[0])
+    import torch
+
+    assert torch.load(tmp_path / ckpt, weights_only=False)["global_step"] == stopped_at
+    # the printed command, with only a new total: the hyperparameters come from the checkpoint
+    total = (stopped_at // 20 + 3) * 20  # a multiple of --log-interval, so the last event is at the total
+    proc = run(script, [*resume_cmd[2:], "--total-timesteps", str(total)], tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == "", err
+    assert f"at global step {stopped_at}" in out and f"global_step={total}, eval_return=" in out
+    run_dir = os.path.dirname(tmp_path / ckpt)
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("charts/SPS")]
+    assert steps == sorted(set(steps)) and steps[-1] == total, "one event per step across both attempts"
+    assert [e.step for e in acc.Scalars("eval/episodic_return")] == [total]
+
+
+@SCRIPTS
+def test_resume_takes_the_checkpoints_hyperparameters(script, extra, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = script.cli_args([*TINY, *extra, "--total-timesteps", "80", "--checkpoint-interval", "80", "--save-model",
+                            "--gamma", "0.98"])  # fmt: skip
+    out = script.train(args)
+    assert script.cli_args(["--resume", out["checkpoint"]]) == script.Args(**{**asdict(args), "resume": out["checkpoint"]})
+    resumed = script.cli_args([f"--resume={out['checkpoint']}", "--total-timesteps", "120"])
+    assert resumed.gamma == 0.98 and resumed.total_timesteps == 120
+    # a non-resumable change is named; a saved model is not a checkpoint, and says so
+    with pytest.raises(script.SdacError if script is sdac else script.SacError, match=r"--gamma 0.98 \(checkpoint\) vs 0.9 \(now\)"):
+        script.train(script.cli_args(["--resume", out["checkpoint"], "--total-timesteps", "120", "--gamma", "0.9"]))
+    (model,) = glob.glob(f"{out['run_dir']}/*_model")
+    with pytest.raises(script.SdacError if script is sdac else script.SacError, match="is a saved model \\(--save-model\\)"):
+        script.cli_args(["--resume", model])
