@@ -39,6 +39,10 @@ class Args:
     """if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU"""
     save_model: bool = False
     """save the final weights to `runs/{run_name}/{exp_name}.sac_model`"""
+    eval_only: bool = False
+    """no training: evaluate the policy in --load-model for --eval-episodes episodes, then exit"""
+    load_model: Optional[str] = None
+    """with --eval-only: a saved model (--save-model) or a checkpoint, whose own hyperparameters are used"""
     checkpoint_interval: int = 50_000
     """write the full training state every this many env steps (0: never); a crash loses at most this many, and
     Ctrl-C or SIGTERM writes one before it stops"""
@@ -181,6 +185,8 @@ def finished_episodes(infos: dict) -> list[tuple[float, int]]:
 
 
 def validate_args(args: Args) -> None:
+    if args.load_model and not args.eval_only:
+        raise SacError("--load-model is for --eval-only; to continue training, --resume a checkpoint")
     must_be_positive = ["total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size",
                         "policy_frequency", "target_network_frequency", "log_interval", "eval_episodes"]  # fmt: skip
     for name in must_be_positive:
@@ -482,6 +488,38 @@ def evaluate(act, eval_envs, scale, bias, device, seed: int):
     return returns, lengths
 
 
+def evaluate_saved(args: Args) -> np.ndarray:
+    """--eval-only: the policy in a saved model or a checkpoint, with the hyperparameters it was trained with, for
+    --eval-episodes episodes (seed --seed); no training, nothing written. Returns the episode returns."""
+    if not args.load_model:
+        raise SacError("--eval-only needs --load-model PATH (a saved model or a checkpoint)")
+    if not os.path.exists(args.load_model):
+        raise SacError(f"model not found: {args.load_model}")
+    try:
+        saved = torch.load(args.load_model, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise SacError(f"cannot read {args.load_model}: {type(e).__name__}: {e}") from None
+    if isinstance(saved, dict) and "format" in saved:
+        saved = read_checkpoint(args.load_model)  # a checkpoint: of this version
+    elif not (isinstance(saved, dict) and {"args", "actor", "qf"} <= saved.keys()):
+        raise SacError(f"{args.load_model} is neither a saved model nor a checkpoint of sac_continuous_action.py")
+    known = {f.name for f in fields(Args)}
+    run = Args(**{**{k: v for k, v in checkpoint_args(saved).items() if k in known}, "eval_episodes": args.eval_episodes})
+    validate_args(run)
+    scale, bias = check_env(run.env_id)
+    torch.manual_seed(args.seed)  # the sampler's draws: the same file and seed give the same returns
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    eval_envs = make_vector_env([make_env(run.env_id) for _ in range(args.eval_episodes)])
+    obs_dim, act_dim = eval_envs.single_observation_space.shape[0], eval_envs.single_action_space.shape[0]
+    actor = Actor(obs_dim, act_dim, scale, run.log_prob_eps).to(device)
+    actor.load_state_dict(saved["actor"])
+    returns, lengths = evaluate(actor.get_action, eval_envs, scale, bias, device, seed=args.seed)
+    eval_envs.close()
+    print(f"{args.load_model}: {run.env_id}, {len(returns)} episodes: return {returns.mean():.1f} +- {returns.std():.1f} "
+          f"(min {returns.min():.1f}, max {returns.max():.1f}), length {lengths.mean():.1f}")  # fmt: skip
+    return returns
+
+
 # ---------------------------------------------------------------------------------------------------
 # Progress: a status line every progress_seconds
 
@@ -763,7 +801,11 @@ def stop_on_signals():
 
 if __name__ == "__main__":
     try:
-        with stop_on_signals() as stop:
-            train(cli_args(sys.argv[1:]), stop)
+        args = cli_args(sys.argv[1:])
+        if args.eval_only:
+            evaluate_saved(args)
+        else:
+            with stop_on_signals() as stop:
+                train(args, stop)
     except SacError as e:
         sys.exit(f"error: {e}")
