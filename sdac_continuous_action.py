@@ -37,6 +37,9 @@ class Args:
     """if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU"""
     save_model: bool = False
     """save the final weights to `runs/{run_name}/{exp_name}.sdac_model`"""
+    capture_video: bool = False
+    """write each evaluation's first episode as an MP4 to videos/{run_name}/ (MuJoCo renders off-screen: EGL or
+    OSMesa where there is no display, chosen by MUJOCO_GL)"""
     eval_only: bool = False
     """no training: evaluate the policy in --load-model for --eval-episodes episodes, then exit"""
     load_model: Optional[str] = None
@@ -159,9 +162,9 @@ class SdacError(Exception):
     """An error in the user's input: printed as one line, without a traceback."""
 
 
-def make_env(env_id: str):
+def make_env(env_id: str, render: bool = False):
     def thunk():
-        return gym.make(env_id)
+        return gym.make(env_id, render_mode="rgb_array") if render else gym.make(env_id)
 
     return thunk
 
@@ -188,7 +191,7 @@ def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
     try:
         env = gym.make(env_id)
-    except (gym.error.Error, ImportError) as e:
+    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
         hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
         raise SdacError(f"cannot create env {env_id!r}: {e}{hint}") from None
     try:
@@ -198,6 +201,29 @@ def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
         return action_scale_bias(env.action_space)
     finally:
         env.close()
+
+
+def check_rendering(env_id: str) -> None:
+    """--capture-video: one frame rendered off-screen, or a one-line error saying what to install. Without a display
+    MUJOCO_GL defaults to EGL on a CUDA machine and to OSMesa otherwise (set before MuJoCo is first imported)."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+        env.close()
+    except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the user needs the same advice
+        raise SdacError(f"--capture-video cannot render {env_id} off-screen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
+                    f"{type(e).__name__}): install OSMesa (Debian: libosmesa6) and set MUJOCO_GL=osmesa, or EGL "
+                    "(libegl1) with MUJOCO_GL=egl") from None
+
+
+def write_video(path: str, frames: list, fps: float) -> None:
+    from moviepy import ImageSequenceClip  # imported only when videos are asked for
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ImageSequenceClip(frames, fps=fps).write_videofile(path, codec="libx264", audio=False, logger=None)
 
 
 def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
@@ -644,15 +670,22 @@ def load_checkpoint(path: str, args: Args) -> dict:
 
 
 @torch.no_grad()
-def evaluate(act, actor, qf, eval_envs, sched, args: Args, scale, bias, device, seed: int):
+def evaluate(act, actor, qf, eval_envs, sched, args: Args, scale, bias, device, seed: int,
+             frames: Optional[list] = None):  # fmt: skip
+    """Returns and lengths of one episode per env; with `frames`, env 0's episode is rendered into it."""
     obs, _ = eval_envs.reset(seed=seed)
     n = eval_envs.num_envs
     returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    render = eval_envs.unwrapped.envs[0].render
+    if frames is not None:
+        frames.append(render())
     while not done.all():
         a = act(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device), sched, args, 0.0)
         obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
         returns += r * ~done
         lengths += ~done
+        if frames is not None and not (done[0] or term[0] or trunc[0]):  # (once done, env 0 shows its next episode)
+            frames.append(render())
         done |= term | trunc
     return returns, lengths
 
@@ -675,16 +708,24 @@ def evaluate_saved(args: Args) -> np.ndarray:
     known = {f.name for f in fields(Args)}
     run = Args(**{**{k: v for k, v in checkpoint_args(saved).items() if k in known}, "eval_episodes": args.eval_episodes})
     validate_args(run)
+    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
+        check_rendering(run.env_id)
     scale, bias = check_env(run.env_id)
     torch.manual_seed(args.seed)  # the sampler's draws: the same file and seed give the same returns
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    eval_envs = make_vector_env([make_env(run.env_id) for _ in range(args.eval_episodes)])
+    eval_envs = make_vector_env([make_env(run.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
+    frames = [] if args.capture_video else None
     obs_dim, act_dim = eval_envs.single_observation_space.shape[0], eval_envs.single_action_space.shape[0]
     actor, qf = NoiseNetwork(obs_dim, act_dim).to(device), TwinQNetwork(obs_dim, act_dim).to(device)
     actor.load_state_dict(saved["actor_ema"] if run.ema else saved["actor"])  # the policy the run acted with
     qf.load_state_dict(saved["qf"])  # best-of-N ranks the candidates with the critics
     sched = make_schedule(run.beta_schedule, run.diffusion_steps, run.linear_beta_scale, device)
-    returns, lengths = evaluate(sample_actions, actor, qf, eval_envs, sched, run, scale, bias, device, seed=args.seed)
+    returns, lengths = evaluate(sample_actions, actor, qf, eval_envs, sched, run, scale, bias, device, seed=args.seed,
+                                frames=frames)  # fmt: skip
+    if frames:
+        video = f"videos/eval_only/{os.path.basename(args.load_model)}_seed{args.seed}.mp4"
+        write_video(video, frames, eval_envs.metadata["render_fps"])
+        print(f"video: {video}")
     eval_envs.close()
     print(f"{args.load_model}: {run.env_id}, {len(returns)} episodes: return {returns.mean():.1f} +- {returns.std():.1f} "
           f"(min {returns.min():.1f}, max {returns.max():.1f}), length {lengths.mean():.1f}")  # fmt: skip
@@ -736,6 +777,8 @@ def train(args: Args, stop: list = ()) -> dict:
     """One run. `stop` turns non-empty when the run should stop early (stop_on_signals fills it): the iteration in
     progress finishes, a checkpoint is written, and the run returns with the command that resumes it."""
     validate_args(args)
+    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
+        check_rendering(args.env_id)
     scale, bias = check_env(args.env_id)
     ckpt = load_checkpoint(args.resume, args) if args.resume else None
     run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -751,7 +794,7 @@ def train(args: Args, stop: list = ()) -> dict:
 
     # env setup
     envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
-    eval_envs = make_vector_env([make_env(args.env_id) for _ in range(args.eval_episodes)])
+    eval_envs = make_vector_env([make_env(args.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
     obs_dim = envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
 
@@ -932,8 +975,11 @@ def train(args: Args, stop: list = ()) -> dict:
         if crossed(args.eval_interval) or iteration == num_iterations:
             check_finite(f"loss before evaluation at global step {global_step}")
             eval_start = time.time()
+            frames = [] if args.capture_video else None
             returns, lengths = evaluate(act, acting_actor, qf, eval_envs, sched, args, scale, bias, device,
-                                        seed=args.seed + 100_000 + global_step)  # fmt: skip
+                                        seed=args.seed + 100_000 + global_step, frames=frames)  # fmt: skip
+            if frames:
+                write_video(f"videos/{run_name}/eval_step{global_step}.mp4", frames, eval_envs.metadata["render_fps"])
             eval_history.append((global_step, float(returns.mean()), float(returns.std())))
             progress.eval = (global_step, float(returns.mean()))
             print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
