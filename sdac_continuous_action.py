@@ -31,6 +31,12 @@ class Args:
     """the name of this experiment"""
     seed: int = 1
     """seed of the experiment"""
+    track: bool = False
+    """log to Weights & Biases as CleanRL does (project, entity, run name, config; the TensorBoard logs synced)"""
+    wandb_project_name: str = "sdac"
+    """the wandb project"""
+    wandb_entity: Optional[str] = None
+    """the wandb entity (team); None: your default"""
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
@@ -201,6 +207,17 @@ def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
         return action_scale_bias(env.action_space)
     finally:
         env.close()
+
+
+def start_tracking(args: Args, run_name: str):
+    """--track: a Weights & Biases run named after the run folder (a resumed run continues it), with the arguments as
+    its config and TensorBoard synced, as CleanRL does. wandb is imported only here."""
+    try:
+        import wandb
+    except ImportError:
+        raise SdacError("--track needs wandb: pip install wandb") from None
+    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name,
+                      resume="allow", config=asdict(args), sync_tensorboard=True, save_code=True)  # fmt: skip
 
 
 def check_rendering(env_id: str) -> None:
@@ -623,7 +640,8 @@ class ReplayBuffer:
 # hyperparameters that may change between a checkpoint and the run that resumes it
 RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
                      "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
-                     "compile", "cudagraphs", "tf32", "progress_seconds", "print_episodes"}  # fmt: skip
+                     "compile", "cudagraphs", "tf32", "progress_seconds", "print_episodes", "capture_video",
+                     "track", "wandb_project_name", "wandb_entity"}  # fmt: skip
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -845,6 +863,7 @@ def train(args: Args, stop: list = ()) -> dict:
         print(f"resumed {run_name} from {args.resume} at global step {global_step}")
 
     os.makedirs(run_dir, exist_ok=True)
+    tracker = start_tracking(args, run_name) if args.track else None  # before the writer, whose logs it syncs
     writer = SummaryWriter(run_dir, purge_step=global_step + 1 if ckpt else None)
     if not ckpt:
         writer.add_text(
@@ -1005,6 +1024,8 @@ def train(args: Args, stop: list = ()) -> dict:
     envs.close()
     eval_envs.close()
     writer.close()
+    if tracker:
+        tracker.finish()
     seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
     if timing_start is not None:
         seconds_per_iteration = (time.time() - timing_start - eval_seconds) / (iteration - timing_from + 1)
