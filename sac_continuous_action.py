@@ -597,13 +597,14 @@ class Progress:
 
     def line(self, step: int, now: float) -> Optional[str]:
         """The status line if progress_seconds have passed since the last one, else None."""
-        (then, before), dt = self.last, now - self.last[0]
+        dt = now - self.last[0]
         if dt < self.seconds or dt <= 0:
             return None
-        self.last, sps = (now, step), (step - before) / dt
+        self.last, sps = (now, step), (step - self.last[1]) / dt
         last_eval = f"eval {self.eval[1]:.1f} at step {self.eval[0]}" if self.eval else "no evaluation yet"
         eta = duration((self.total - step) / sps) if sps > 0 else "unknown"
-        return f"step {step}/{self.total} ({100 * step / self.total:.1f}%) | {sps:.1f} SPS over {dt:.1f} s | {last_eval} | ETA {eta}"
+        return (f"step {step}/{self.total} ({100 * step / self.total:.1f}%) | {sps:.1f} SPS over {dt:.1f} s | "
+                f"{last_eval} | ETA {eta}")
 
 
 def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
@@ -718,8 +719,9 @@ def train(args: Args, stop: list = ()) -> dict:
                 f"Last checkpoint: {last_ckpt or 'none (use --checkpoint-interval N)'}"
             )
 
-    print(f"SAC on {args.env_id} | {args.num_envs} envs, {args.gradient_steps} update(s) per vector step | "
-          f"{args.total_timesteps} env steps, the first {args.learning_starts} random | {device} | {run_dir}", flush=True)
+    print(f"SAC on {args.env_id} | "
+          f"{args.num_envs} envs, {args.gradient_steps} update(s) per vector step | {args.total_timesteps} env steps, "
+          f"the first {args.learning_starts} random | {device} | {run_dir}", flush=True)
 
     # start the game
     obs, _ = envs.reset(seed=args.seed + global_step)
@@ -760,9 +762,10 @@ def train(args: Args, stop: list = ()) -> dict:
                 timing_from = iteration + (10 if num_iterations - iteration >= 20 else 0)
             if iteration == timing_from:
                 timing_start, eval_seconds = time.time(), 0.0
-            if iteration == timing_from + 10 and (warning := cpu_warning(device, (time.time() - timing_start - eval_seconds)
-                                                                        / 10 * (num_iterations - iteration))):  # fmt: skip
-                print(warning, flush=True)
+            if iteration == timing_from + 10:  # 10 timed iterations: the cost is known
+                seconds_left = (time.time() - timing_start - eval_seconds) / 10 * (num_iterations - iteration)
+                if warning := cpu_warning(device, seconds_left):
+                    print(warning, flush=True)
             for _ in range(args.gradient_steps):
                 num_updates += 1
                 data = rb.sample(args.batch_size)
