@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import mean_std, read_run  # noqa: E402
+from report import Run, mean_std, read_run  # noqa: E402
 
 WEIGHT_TAGS = {"update/q_weights_std": "losses/rssm_weight_std", "update/alpha": "losses/lambda",
                "update/q1_mean": "losses/qf1_values", "update/policy_loss": "losses/actor_loss"}  # fmt: skip
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     official = sorted((read_official(f, args.out) for f in args.official), key=lambda r: r["seed"])
-    read = sorted(((d, r) for d in args.ours if (r := read_run(d)) is not None), key=lambda dr: dr[1].seed)
+    read = sorted(((d, r) for d in args.ours if isinstance(r := read_run(d), Run)), key=lambda dr: dr[1].seed)
     our_dirs, ours = [d for d, _ in read], [r for _, r in read]  # run folders with evaluations, by seed
     if not official or not ours:
         sys.exit("error: need at least one run of each implementation with evaluations")
