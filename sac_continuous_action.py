@@ -12,7 +12,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -481,19 +481,23 @@ def save_checkpoint(path: str, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_checkpoint(path: str, mmap: bool = False) -> dict:
-    """The checkpoint at path, or a one-line error that says what the file is instead."""
+def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
+    """The checkpoint at path (or, with saved_model_ok, a --save-model file), else a one-line error that says what
+    the file is instead."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise SacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
     if isinstance(ckpt, dict) and ckpt.get("format") in ("sac-checkpoint-v1", "sac-checkpoint-v2"):
         raise SacError(f"{path} was written by an older version of this script (other defaults); start a new run")
-    if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor"} <= ckpt.keys():
+    if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor", "qf"} <= ckpt.keys():
+        if saved_model_ok:
+            return ckpt
         raise SacError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
                        "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
     if not isinstance(ckpt, dict) or ckpt.get("format") != "sac-checkpoint-v3":
-        raise SacError(f"{path} is not a SAC checkpoint (written by sac_continuous_action.py)")
+        kind = "a saved model or a SAC checkpoint" if saved_model_ok else "a SAC checkpoint"
+        raise SacError(f"{path} is not {kind} (written by sac_continuous_action.py)")
     return ckpt
 
 
@@ -545,14 +549,7 @@ def evaluate_saved(args: Args) -> np.ndarray:
         raise SacError("--eval-only needs --load-model PATH (a saved model or a checkpoint)")
     if not os.path.exists(args.load_model):
         raise SacError(f"model not found: {args.load_model}")
-    try:
-        saved = torch.load(args.load_model, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise SacError(f"cannot read {args.load_model}: {type(e).__name__}: {e}") from None
-    if isinstance(saved, dict) and "format" in saved:
-        saved = read_checkpoint(args.load_model)  # a checkpoint: of this version
-    elif not (isinstance(saved, dict) and {"args", "actor", "qf"} <= saved.keys()):
-        raise SacError(f"{args.load_model} is neither a saved model nor a checkpoint of sac_continuous_action.py")
+    saved = read_checkpoint(args.load_model, saved_model_ok=True)
     known = {f.name for f in fields(Args)}
     run = Args(**{**{k: v for k, v in checkpoint_args(saved).items() if k in known}, "eval_episodes": args.eval_episodes})
     validate_args(run)
@@ -619,7 +616,7 @@ def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
 # Training loop
 
 
-def train(args: Args, stop: list = ()) -> dict:
+def train(args: Args, stop: Sequence[str] = ()) -> dict:
     """One run. `stop` turns non-empty when the run should stop early (stop_on_signals fills it): the iteration in
     progress finishes, a checkpoint is written, and the run returns with the command that resumes it."""
     validate_args(args)
@@ -816,7 +813,7 @@ def train(args: Args, stop: list = ()) -> dict:
             last_ckpt = ckpt_path
         if stop:
             print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
-                  f"  python {sys.argv[0] if sys.argv[0].endswith('.py') else __file__} --resume {ckpt_path}", flush=True)
+                  f"  python {__file__} --resume {ckpt_path}", flush=True)
             break
 
     check_finite(f"loss between global steps {last_check_step} and {global_step}")

@@ -51,10 +51,10 @@ def test_eval_only_bad_input(script, error, tiny, tmp_path, monkeypatch):
     with pytest.raises(error, match="model not found: nope.pt"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="nope.pt"))
     (tmp_path / "garbage.pt").write_bytes(b"garbage")
-    with pytest.raises(error, match="cannot read garbage.pt"):
+    with pytest.raises(error, match="cannot read checkpoint garbage.pt"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="garbage.pt"))
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(error, match="is neither a saved model nor a checkpoint"):
+    with pytest.raises(error, match="is not a saved model or an? S?D?AC checkpoint"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="other.pt"))
     with pytest.raises(error, match="--load-model is for --eval-only"):
         script.train(script.Args(**tiny, load_model="other.pt"))

@@ -63,6 +63,7 @@ def test_a_signal_writes_a_checkpoint_and_resume_alone_continues(script, extra, 
 @SCRIPTS
 def test_resume_takes_the_checkpoints_hyperparameters(script, extra, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    assert script.Args().checkpoint_interval == 50_000, "checkpoints by default, so a long run never loses it all"
     args = script.cli_args([*TINY, *extra, "--total-timesteps", "80", "--checkpoint-interval", "80", "--save-model",
                             "--gamma", "0.98"])  # fmt: skip
     out = script.train(args)
