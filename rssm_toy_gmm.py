@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -136,14 +136,31 @@ def histogram_kl(p_samples: torch.Tensor, q_samples: torch.Tensor, lim: float, b
 # Diffusion: linear betas, noise network, reverse sampling (eq. 6), the two losses
 
 
-def make_schedule(T: int, beta_start: float, beta_end: float):
+class Schedule(NamedTuple):  # the same names as in sdac_continuous_action.py; tensors indexed by i = t - 1
+    betas: torch.Tensor
+    alphas: torch.Tensor
+    abar: torch.Tensor  # abar_t
+    abar_prev: torch.Tensor  # abar_{t-1}, with abar_0 = 1
+    posterior_mean_coef1: torch.Tensor  # coefficient of x0 in the mean of q(x_{t-1} | x_t, x0)
+    posterior_mean_coef2: torch.Tensor  # coefficient of x_t
+    posterior_var: torch.Tensor  # variance of q(x_{t-1} | x_t, x0)
+
+
+def make_schedule(T: int, beta_start: float, beta_end: float) -> Schedule:
     betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
-    abar = torch.cumprod(1 - betas, 0)
+    alphas = 1 - betas
+    abar = torch.cumprod(alphas, 0)
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-    coef1 = betas * abar_prev.sqrt() / (1 - abar)  # mean of q(x_{t-1} | x_t, x0) = coef1 x0 + coef2 x_t
-    coef2 = (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)
-    post_var = betas * (1 - abar_prev) / (1 - abar)
-    return {k: v.float() for k, v in dict(abar=abar, coef1=coef1, coef2=coef2, post_var=post_var).items()}
+    sched = Schedule(
+        betas,
+        alphas,
+        abar,
+        abar_prev,
+        betas * abar_prev.sqrt() / (1 - abar),
+        (1 - abar_prev) * alphas.sqrt() / (1 - abar),
+        betas * (1 - abar_prev) / (1 - abar),
+    )
+    return Schedule(*(x.float() for x in sched))
 
 
 class EpsNetwork(nn.Module):
@@ -161,22 +178,22 @@ class EpsNetwork(nn.Module):
 
 
 @torch.no_grad()
-def reverse_diffusion(model: nn.Module, n: int, sched: dict, x0_clip: float) -> torch.Tensor:
+def reverse_diffusion(model: nn.Module, n: int, sched: Schedule, x0_clip: float) -> torch.Tensor:
     """x_T ~ N(0, I), then x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) for t = T..1, x0_hat clipped to a box around the data."""
     x = torch.randn(n, 2)
-    for i in reversed(range(len(sched["abar"]))):
+    for i in reversed(range(len(sched.abar))):
         eps = model(x, torch.full((n,), i))
-        x0_hat = ((x - (1 - sched["abar"][i]).sqrt() * eps) / sched["abar"][i].sqrt()).clamp(-x0_clip, x0_clip)
-        x = sched["coef1"][i] * x0_hat + sched["coef2"][i] * x
+        x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-x0_clip, x0_clip)
+        x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
         if i > 0:
-            x = x + sched["post_var"][i].sqrt() * torch.randn_like(x)
+            x = x + sched.posterior_var[i].sqrt() * torch.randn_like(x)
     return x
 
 
-def rssm_loss(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, sched: dict, log_density: Callable, K: int):
+def rssm_loss(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, sched: Schedule, log_density: Callable, K: int):
     """Eq. 36: E_{x_t ~ p~, x0_tilde ~ q~(.|x_t)} [p0(x0_tilde) || eps_theta(x_t, t) - eps ||^2], x0_tilde by eq. 17.
     The weights are divided by their batch mean, a constant factor that keeps the minimiser and the step size."""
-    abar = sched["abar"][t][:, None].repeat_interleave(K, 0)
+    abar = sched.abar[t][:, None].repeat_interleave(K, 0)
     x_t, t = x_t.repeat_interleave(K, 0), t.repeat_interleave(K, 0)
     eps = torch.randn_like(x_t)
     x0_tilde = x_t / abar.sqrt() - ((1 - abar) / abar).sqrt() * eps  # eq. 17
@@ -184,9 +201,9 @@ def rssm_loss(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, sched: dict,
     return (w * ((model(x_t, t) - eps) ** 2).sum(-1)).mean()
 
 
-def dsm_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, sched: dict) -> torch.Tensor:
+def dsm_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
     """Eq. 5 in noise form: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, regress eps."""
-    abar = sched["abar"][t][:, None]
+    abar = sched.abar[t][:, None]
     eps = torch.randn_like(x0)
     return ((model(abar.sqrt() * x0 + (1 - abar).sqrt() * eps, t) - eps) ** 2).sum(-1).mean()
 
@@ -201,7 +218,7 @@ def langevin(score: Callable, x: torch.Tensor, steps: int, step_size: float) -> 
 # The experiment
 
 
-def train_diffusion(args: Args, sched: dict, loss_fn: Callable) -> nn.Module:
+def train_diffusion(args: Args, sched: Schedule, loss_fn: Callable) -> nn.Module:
     """The same network, optimiser and number of steps for every trained method; loss_fn(model, t) -> loss."""
     model = EpsNetwork()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)

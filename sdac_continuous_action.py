@@ -2,6 +2,8 @@
 # Efficient Online Reinforcement Learning for Diffusion Policy". Docs: README.md of this repository.
 # A diffusion policy eps_theta(a_t, s, t) trained by reverse sampling score matching (RSSM, eqs. 16-17)
 # from the Q-function alone: no samples from the target policy, no backpropagation through the chain.
+# Read top to bottom: the arguments; the algorithm (schedules, networks, sampler, RSSM, one update); the training
+# loop (Algorithm 1); then the plumbing (envs, replay, checkpoints, evaluation, logging), shared with SAC's script.
 import math
 import os
 import random
@@ -11,6 +13,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import Callable, Literal, NamedTuple, Optional, Sequence
 
 import gymnasium as gym
@@ -160,138 +163,29 @@ class Args:
     """also print every finished training episode (they always go to TensorBoard: charts/episodic_return)"""
 
 
-# ---------------------------------------------------------------------------------------------------
-# Environment
+
+ALGORITHM = "SDAC"  # in messages, checkpoint formats and saved-model names
+# what validate_args (in the plumbing) checks each option against
+BOUNDS = (
+    [(name, ">= 1") for name in ("total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size",
+                                 "diffusion_steps", "num_candidates", "num_reverse_samples", "policy_frequency",
+                                 "target_network_frequency", "lambda_update_interval", "log_interval", "eval_episodes",
+                                 "policy_lr_decay_steps")]
+    + [(name, ">= 0") for name in ("learning_starts", "checkpoint_interval", "eval_interval", "progress_seconds",
+                                   "exploration_noise", "policy_lr_decay_begin", "policy_lr_end", "lambda_lr")]
+    + [(name, "> 0") for name in ("q_lr", "policy_lr", "lambda_init", "lambda_target", "x_T_scale", "linear_beta_scale",
+                                  "reward_scale", "q_weight_scale")]
+    + [("linear_beta_scale", "< 1.001")]  # so that every beta_t < 1 (the linear betas reach 0.999 * scale)
+)  # fmt: skip
+# options added since the checkpoint format: the values older checkpoints ran with (none yet)
+OLDER_CHECKPOINT_ARGS: dict = {}
 
 
-class SdacError(Exception):
-    """An error in the user's input: printed as one line, without a traceback."""
+# =====================================================================================================================
+# The algorithm: noise schedules -> networks -> reverse sampling (acting) -> RSSM (eqs. 16-17) -> one update
+# (Algorithm 1 lines 6-13)
 
-
-def make_env(env_id: str, render: bool = False):
-    def thunk():
-        return gym.make(env_id, render_mode="rgb_array") if render else gym.make(env_id)
-
-    return thunk
-
-
-def make_vector_env(env_fns) -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: when an episode ends, `next_obs` is already the reset observation and the true
-    # final observation is in infos["final_obs"]; every vector step then yields num_envs real transitions.
-    envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
-    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
-
-
-def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
-    """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
-    if not isinstance(space, gym.spaces.Box):
-        raise SdacError(f"SDAC needs a continuous (Box) action space, got {space}")
-    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
-        raise SdacError(f"SDAC needs a bounded Box action space with finite low < high, got {space}")
-    return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
-
-
-def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
-    try:
-        env = gym.make(env_id)
-    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
-        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
-        raise SdacError(f"cannot create env {env_id!r}: {e}{hint}") from None
-    try:
-        obs_space = env.observation_space
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise SdacError(f"SDAC needs a flat Box observation space, got {obs_space}")
-        return action_scale_bias(env.action_space)
-    finally:
-        env.close()
-
-
-def start_tracking(args: Args, run_name: str):
-    """--track: a Weights & Biases run named after the run folder (a resumed run continues it), with the arguments as
-    its config and TensorBoard synced, as CleanRL does. wandb is imported only here."""
-    try:
-        import wandb
-    except ImportError:
-        raise SdacError("--track needs wandb: pip install wandb") from None
-    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name,
-                      resume="allow", config=asdict(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
-def check_rendering(env_id: str) -> None:
-    """--capture-video: one frame rendered off-screen, or a one-line error saying what to install. Without a display
-    MUJOCO_GL defaults to EGL on a CUDA machine and to OSMesa otherwise (set before MuJoCo is first imported)."""
-    if not os.environ.get("DISPLAY"):
-        os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
-    try:
-        env = gym.make(env_id, render_mode="rgb_array")
-        env.reset(seed=0)
-        env.render()
-        env.close()
-    except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the user needs the same advice
-        raise SdacError(f"--capture-video cannot render {env_id} off-screen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
-                    f"{type(e).__name__}): install OSMesa (Debian: libosmesa6) and set MUJOCO_GL=osmesa, or EGL "
-                    "(libegl1) with MUJOCO_GL=egl") from None
-
-
-def write_video(path: str, frames: list, fps: float) -> None:
-    from moviepy import ImageSequenceClip  # imported only when videos are asked for
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    ImageSequenceClip(frames, fps=fps).write_videofile(path, codec="libx264", audio=False, logger=None)
-
-
-def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
-    """The true s' of each sub-env: the final observation where an episode just ended (SAME_STEP mode)."""
-    real_next_obs = next_obs.copy()
-    if "_final_obs" in infos:
-        for i in np.flatnonzero(infos["_final_obs"]):
-            real_next_obs[i] = infos["final_obs"][i]
-    return real_next_obs
-
-
-def finished_episodes(infos: dict) -> list[tuple[float, int]]:
-    """(return, length) of every episode that ended on this step, in any sub-env."""
-    if "_episode" not in infos:
-        return []
-    ep = infos["episode"]
-    return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
-
-
-def validate_args(args: Args) -> None:
-    if args.load_model and not args.eval_only:
-        raise SdacError("--load-model is for --eval-only; to continue training, --resume a checkpoint")
-    must_be_positive = [
-        "total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size", "diffusion_steps",
-        "num_candidates", "num_reverse_samples", "policy_frequency", "target_network_frequency",
-        "lambda_update_interval", "log_interval", "eval_episodes", "policy_lr_decay_steps",
-    ]  # fmt: skip
-    for name in must_be_positive:
-        if getattr(args, name) < 1:
-            raise SdacError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ["learning_starts", "checkpoint_interval", "eval_interval", "progress_seconds", "exploration_noise", "policy_lr_decay_begin"]:
-        if getattr(args, name) < 0:
-            raise SdacError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    for name in ["q_lr", "policy_lr", "lambda_init", "x_T_scale", "linear_beta_scale", "reward_scale", "q_weight_scale"]:
-        if not getattr(args, name) > 0:
-            raise SdacError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if args.policy_lr_end < 0 or args.lambda_lr < 0 or args.lambda_target <= 0:
-        raise SdacError("--policy-lr-end and --lambda-lr must be >= 0 and --lambda-target > 0")
-    if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
-        raise SdacError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
-    if args.beta_schedule == "linear" and args.linear_beta_scale * 0.999 >= 1:
-        raise SdacError("--linear-beta-scale must be < 1/0.999 so that every beta_t < 1")
-    if args.batch_size > args.buffer_size:
-        raise SdacError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
-    if args.resume is not None and not os.path.isfile(args.resume):
-        raise SdacError(f"checkpoint not found: {args.resume}")
-    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
-        raise SdacError("--cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
-
-
-# ---------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------------------------
 # Noise schedules: beta_t, alpha_t = 1 - beta_t, abar_t = prod_{l<=t} alpha_l, for t = 1..T
 # (tensors are indexed by i = t - 1)
 
@@ -318,7 +212,7 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
         b_min, b_max = 0.1, 10.0
         betas = 1 - torch.exp(-b_min / T - (b_max - b_min) * (2 * t - 1) / (2 * T**2))
     else:
-        raise SdacError(f"unknown beta schedule {kind!r}")
+        raise RunError(f"unknown beta schedule {kind!r}")
     alphas = 1 - betas
     abar = torch.cumprod(alphas, 0)
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
@@ -334,7 +228,7 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
     return Schedule(*(x.float().to(device) for x in sched))
 
 
-# ---------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------------------------
 # Networks: eps_theta(a_t, s, t) = MLP(concat[s, a_t, emb(t)]) and twin critics, 3 x 256 with mish
 
 
@@ -414,7 +308,11 @@ class TwinQNetwork(nn.Module):
         return self.net(x.expand(2, *x.shape)).squeeze(-1)
 
 
-# ---------------------------------------------------------------------------------------------------
+def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return qf(obs, a).min(0).values
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Reverse diffusion (eq. 6, DDPM form) and acting with best-of-N
 
 
@@ -432,25 +330,28 @@ def reverse_diffusion(eps_fn: Callable, obs: torch.Tensor, sched: Schedule, act_
     return x.clamp(-1, 1)
 
 
-def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    return qf(obs, a).min(0).values
-
-
 @torch.no_grad()
-def sample_actions(actor, qf, obs, sched, args: Args, noise_std: torch.Tensor | float):
+def sample_actions(actor, qf, obs, noise_std: torch.Tensor | float, sched: Schedule, num_candidates: int,
+                   x_T_scale: float, clip: bool = False) -> torch.Tensor:  # fmt: skip
     """Best of N reverse-diffusion samples by min(Q1, Q2), plus N(0, noise_std^2) exploration noise added after
-    the pick and not clipped, as the authors' code does (network/diffv2.py:55-62), unless --clip-noisy-actions."""
-    B, N, act_dim = obs.shape[0], args.num_candidates, actor.act_dim
+    the pick and not clipped, as the authors' code does (network/diffv2.py:55-62), unless `clip`."""
+    B, N, act_dim = obs.shape[0], num_candidates, actor.act_dim
     obs_rep = obs.repeat_interleave(N, 0)  # [B*N, obs_dim]
-    cand = reverse_diffusion(actor, obs_rep, sched, act_dim, args.x_T_scale)
+    cand = reverse_diffusion(actor, obs_rep, sched, act_dim, x_T_scale)
     if N > 1:
         best = min_q(qf, obs_rep, cand).view(B, N).argmax(1)
         cand = cand.view(B, N, act_dim)[torch.arange(B, device=obs.device), best]
     noisy = cand + noise_std * torch.randn_like(cand)
-    return noisy.clamp(-1, 1) if args.clip_noisy_actions else noisy
+    return noisy.clamp(-1, 1) if clip else noisy
 
 
-# ---------------------------------------------------------------------------------------------------
+def make_policy(sched: Schedule, args: Args) -> Callable:
+    """The policy, built once: policy(actor, qf, obs, noise_std) = sample_actions with this run's N and x_T scale."""
+    return partial(sample_actions, sched=sched, num_candidates=args.num_candidates, x_T_scale=args.x_T_scale,
+                   clip=args.clip_noisy_actions)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Reverse sampling score matching (Theorem 3.2, eqs. 16-17)
 
 
@@ -494,9 +395,8 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
     return 0.5 * act_dim * torch.log(2 * math.pi * math.e * sigma**2)
 
 
-# ---------------------------------------------------------------------------------------------------
-# One gradient step (Algorithm 1 lines 6-12) and the policy lr schedule: losses and optimiser steps, each compiled
-# whole under --compile
+# ---------------------------------------------------------------------------------------------------------------------
+# One update (Algorithm 1 lines 6-13): critic, policy (RSSM), target critics and EMA policy, lambda
 
 
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
@@ -505,45 +405,31 @@ def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
 
 
-def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch.optim.Adam:
-    """Adam. When compiled, its lr is a tensor (annealing it does not recompile), capturable on CUDA (its step
-    count stays on the GPU, as CUDA graphs need)."""
-    if args.compile or args.cudagraphs:
-        return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), capturable=device.type == "cuda")
-    return torch.optim.Adam(params, lr=lr)
+def policy_lr_at(policy_updates: int, lr: float, lr_end: float, decay_begin: int, decay_steps: int) -> float:
+    """The authors' policy lr (algorithm/sdac.py:59-64, optax.linear_schedule counted in policy updates): lr for the
+    first decay_begin policy updates, then linear to lr_end over decay_steps, then lr_end."""
+    frac = min(max(policy_updates - decay_begin, 0) / decay_steps, 1.0)
+    return lr + frac * (lr_end - lr)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    group = optimizer.param_groups[0]
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(lr)
-    else:
-        group["lr"] = lr
-
-
-def policy_lr_at(policy_updates: int, args: Args) -> float:
-    """The authors' policy lr (algorithm/sdac.py:59-64, optax.linear_schedule counted in policy updates): policy_lr
-    for the first policy_lr_decay_begin policy updates, then linear to policy_lr_end over policy_lr_decay_steps."""
-    if not args.anneal_lr:
-        return args.policy_lr
-    frac = min(max(policy_updates - args.policy_lr_decay_begin, 0) / args.policy_lr_decay_steps, 1.0)
-    return args.policy_lr + frac * (args.policy_lr_end - args.policy_lr)
-
-
-def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched: Schedule, args: Args):
-    """One gradient step of Algorithm 1 (lines 6-12) as a function of (batch, lambda, whether the policy steps) that
-    returns its statistics as tensors: no host sync, so the whole step can run on the GPU. As in the authors' code
-    (algorithm/sdac.py:99-216), both losses are taken at the parameters from before this step: the critic target's
-    a' comes from the policy before its step, and the RSSM weights from the critics before theirs. Under --compile the
-    losses (forward and backward) and the optimiser steps are compiled, each without graph breaks."""
+def make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_optimizer, actor_optimizer, lam_optimizer,
+                sched: Schedule, args: Args):  # fmt: skip
+    """Algorithm 1 lines 6-13 as two functions. update(batch, lambda, u), for update number u = 0, 1, ...: the critic
+    step (lines 6-7); at every policy_frequency-th u the RSSM policy step and the EMA policy (lines 9-12); at every
+    target_network_frequency-th u the target critics. As in the authors' code (algorithm/sdac.py:99-216), both losses
+    are taken at the parameters from before this update: the critic target's a' comes from the policy before its
+    step, and the RSSM weights from the critics before theirs. It returns its statistics as tensors (no host sync, so
+    the whole step can run on the GPU); under --compile its losses (forward and backward) and optimiser steps are
+    compiled, each without graph breaks. update_lambda() is line 13."""
+    act_dim, target_entropy = actor.act_dim, -args.target_entropy_scale * actor.act_dim
 
     def critic_loss(data: Batch, lam: torch.Tensor):
         # soft policy evaluation: a' by reverse diffusion as when acting, target from the target critics
         with torch.no_grad():
-            next_a = sample_actions(actor, qf, data.next_obs, sched, args, args.exploration_noise * lam)
+            next_a = policy(actor, qf, data.next_obs, args.exploration_noise * lam)
             next_q = min_q(qf_target, data.next_obs, next_a)
             if args.entropy_in_target:
-                next_q = next_q + lam * exploration_entropy(lam, actor.act_dim, args.exploration_noise)
+                next_q = next_q + lam * exploration_entropy(lam, act_dim, args.exploration_noise)
             next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
         qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2
         assert qf_a_values.shape == (2, *next_q_value.shape) and next_q_value.dim() == 1
@@ -554,7 +440,7 @@ def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, s
 
     def actor_loss(data: Batch, lam: torch.Tensor):
         # soft policy improvement: a_t from the noised current policy, then the RSSM loss (eqs. 16-17)
-        a0 = sample_actions(actor, qf, data.obs, sched, args, args.exploration_noise * lam)
+        a0 = policy(actor, qf, data.obs, args.exploration_noise * lam)
         t_idx = torch.randint(0, sched.betas.shape[0], (a0.shape[0],), device=a0.device)
         abar = sched.abar[t_idx][:, None]
         a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
@@ -572,7 +458,13 @@ def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, s
         critic_loss, actor_loss = torch.compile(critic_loss, mode=mode), torch.compile(actor_loss, mode=mode)
         q_step, actor_step = torch.compile(q_step, mode=mode), torch.compile(actor_step, mode=mode)
 
-    def update(data: Batch, lam: torch.Tensor, update_policy: bool) -> dict[str, torch.Tensor]:
+    def update(data: Batch, lam: torch.Tensor, u: int) -> dict[str, torch.Tensor]:
+        if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we clone them below)
+            torch.compiler.cudagraph_mark_step_begin()
+        update_policy = u % args.policy_frequency == 0
+        if update_policy and args.anneal_lr:  # the policy lr is counted in policy updates
+            set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, args.policy_lr, args.policy_lr_end,
+                                                 args.policy_lr_decay_begin, args.policy_lr_decay_steps))  # fmt: skip
         loss, stats = critic_loss(data, lam)
         q_optimizer.zero_grad()
         loss.backward()
@@ -585,12 +477,296 @@ def make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, s
         if update_policy:
             actor_step()
             soft_update(actor_ema, actor, args.tau)
-        return stats
+        if u % args.target_network_frequency == 0:
+            soft_update(qf_target, qf, args.tau)
+        return {k: v.clone() for k, v in stats.items()} if args.cudagraphs else stats
 
-    return update
+    def update_lambda() -> None:
+        # entropy: Adam on log lambda towards the target entropy of the exploration noise (authors' code); linear: the
+        # paper's lambda <- lambda - lambda_lr (lambda - lambda_target); fixed: nothing
+        if args.lambda_tuning == "entropy":
+            entropy = exploration_entropy(log_lam.exp(), act_dim, args.exploration_noise)
+            lam_loss = log_lam * (entropy - target_entropy).detach()
+            lam_optimizer.zero_grad()
+            lam_loss.backward()
+            lam_optimizer.step()
+        elif args.lambda_tuning == "linear":
+            with torch.no_grad():
+                lam = log_lam.exp()
+                log_lam.copy_((lam - args.lambda_lr * (lam - args.lambda_target)).clamp(min=1e-6).log())
+
+    return update, update_lambda
 
 
-# ---------------------------------------------------------------------------------------------------
+def saved_policy(saved: dict, args: Args, obs_dim: int, act_dim: int, scale, device) -> Callable:
+    """--eval-only: the noise-free policy of a saved run, obs -> action: the policy it acted with (EMA or online),
+    best of N ranked by its critics."""
+    actor, qf = NoiseNetwork(obs_dim, act_dim).to(device), TwinQNetwork(obs_dim, act_dim).to(device)
+    actor.load_state_dict(saved["actor_ema"] if args.ema else saved["actor"])
+    qf.load_state_dict(saved["qf"])
+    policy = make_policy(make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device), args)
+    return lambda obs: policy(actor, qf, obs, 0.0)
+
+
+# =====================================================================================================================
+# Training loop (Algorithm 1)
+
+
+def train(args: Args, stop: Sequence[str] = ()) -> dict:
+    """One run. `stop` turns non-empty when the run should stop early (stop_on_signals fills it): the iteration in
+    progress finishes, a checkpoint is written, and the run returns with the command that resumes it."""
+    scale, bias, ckpt = check_run(args)  # bad input fails here, before anything is written
+    run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+    # env setup
+    envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
+    eval_envs = make_vector_env([make_env(args.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
+    obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
+
+    # line 1: the noise network eps_theta and its EMA copy, the twin critics and their targets, lambda
+    actor = NoiseNetwork(obs_dim, act_dim).to(device)
+    actor_ema = NoiseNetwork(obs_dim, act_dim).to(device)
+    qf = TwinQNetwork(obs_dim, act_dim).to(device)
+    qf_target = TwinQNetwork(obs_dim, act_dim).to(device)
+    actor_ema.load_state_dict(actor.state_dict())
+    qf_target.load_state_dict(qf.state_dict())
+    log_lam = torch.tensor(math.log(args.lambda_init), device=device, requires_grad=True)
+    q_optimizer = make_optimizer(qf.parameters(), args.q_lr, args, device)
+    actor_optimizer = make_optimizer(actor.parameters(), args.policy_lr, args, device)
+    lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
+    sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
+    policy = make_policy(sched, args)
+    update, update_lambda = make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_optimizer, actor_optimizer,
+                                        lam_optimizer, sched, args)  # fmt: skip
+    act = policy  # acting and evaluation
+    if args.compile or args.cudagraphs:
+        act = torch.compile(policy, mode="reduce-overhead" if args.cudagraphs else None)
+    acting_actor = actor_ema if args.ema else actor  # the authors act and evaluate with the EMA policy
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+
+    # what a checkpoint holds, by name (save_checkpoint and restore_checkpoint both read this one mapping)
+    state = dict(actor=actor, actor_ema=actor_ema, qf=qf, qf_target=qf_target, log_lam=log_lam, q_optimizer=q_optimizer,
+                 actor_optimizer=actor_optimizer, lam_optimizer=lam_optimizer, buffer=rb)  # fmt: skip
+    global_step, iteration, num_updates, eval_history = restore_checkpoint(ckpt, state, args) if ckpt else (0, 0, 0, [])
+    headline = f"SDAC on {args.env_id}: N={args.num_candidates}, K={args.num_reverse_samples}, T={args.diffusion_steps}"
+    log = RunLog(args, run_name, global_step, ckpt is not None, headline, device)
+    num_iterations = math.ceil(args.total_timesteps / args.num_envs)
+    timer, finite = Timer(num_iterations, device), FiniteCheck(device, args.resume, global_step)
+    metrics: dict[str, torch.Tensor] = {}
+
+    # start the game
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    for iteration in range(iteration + 1, num_iterations + 1):
+        global_step += args.num_envs
+        lam = log_lam.detach().exp()
+
+        # lines 3-4: act (uniform random during warm-up, then best of N with exploration noise), step, store
+        if global_step <= args.learning_starts:
+            actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
+        else:
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            actions = act(acting_actor, qf, obs_t, args.exploration_noise * lam).cpu().numpy()
+            finite.check(f"action at global step {global_step}: the networks diverged", not np.isfinite(actions).all())
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
+        log.episodes(infos, global_step)
+        # the true final observation as s'; done = terminated (bootstrap through truncation)
+        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
+        obs = next_obs
+
+        # lines 5-13 (a run resumed without its buffer first refills learning_starts transitions, acting with the policy)
+        if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
+            timer.training_iteration(iteration)
+            for _ in range(args.gradient_steps):
+                # u counts updates from 0: the policy, the targets and lambda step at u = 0 and at every multiple of
+                # their interval, as in the authors' code (algorithm/sdac.py:185-216)
+                u, num_updates = num_updates, num_updates + 1
+                stats = update(rb.sample(args.batch_size), lam, u)
+                finite.watch(stats)
+                metrics.update(stats)
+                if u % args.lambda_update_interval == 0:
+                    update_lambda()
+            if crossed(global_step, args.log_interval, args.num_envs):
+                finite.check_losses(global_step)
+                log.scalars("losses", {**metrics, "lambda": log_lam.detach().exp()}, global_step)
+                log.scalars("charts", {"policy_lr": actor_optimizer.param_groups[0]["lr"]}, global_step)
+
+        if crossed(global_step, args.log_interval, args.num_envs):
+            log.interval(global_step)
+
+        if crossed(global_step, args.eval_interval, args.num_envs) or iteration == num_iterations:
+            finite.check(f"loss before evaluation at global step {global_step}")
+            with timer.paused():
+                frames = [] if args.capture_video else None
+                returns, lengths = evaluate(lambda o: act(acting_actor, qf, o, 0.0), eval_envs, scale, bias, device,
+                                            seed=args.seed + 100_000 + global_step, frames=frames)  # fmt: skip
+                eval_history.append((global_step, float(returns.mean()), float(returns.std())))
+                log.evaluation(global_step, returns, lengths, frames, eval_envs.metadata["render_fps"])
+
+        if crossed(global_step, args.checkpoint_interval, args.num_envs) or stop:
+            finite.check(f"loss before the checkpoint at global step {global_step}")
+            counters = dict(global_step=global_step, iteration=iteration, num_updates=num_updates, eval_history=eval_history)
+            finite.last_checkpoint = save_checkpoint(f"{log.run_dir}/checkpoint.pt", args, run_name, state, counters)
+        if stop:
+            print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
+                  f"  python {__file__} --resume {finite.last_checkpoint}", flush=True)
+            break
+
+    finite.check_losses(global_step)
+    if args.save_model and not stop:
+        save_model(f"{log.run_dir}/{args.exp_name}.sdac_model", args, state)
+    envs.close()
+    eval_envs.close()
+    log.close()
+    return {"run_dir": log.run_dir, "global_step": global_step, "eval_history": eval_history,
+            "checkpoint": finite.last_checkpoint, "lambda": log_lam.exp().item(),
+            "seconds_per_iteration": timer.per_iteration(iteration)}  # fmt: skip
+
+
+# =====================================================================================================================
+# Plumbing: environments, input checks, the replay buffer, checkpoints, evaluation, logging and the command line.
+# The same, line for line, in sdac_continuous_action.py and sac_continuous_action.py (tests/test_plumbing.py keeps
+# it so); what differs between them is above this line.
+
+
+class RunError(Exception):
+    """An error that ends the run with one line and no traceback: bad input, an unusable checkpoint, a diverged run."""
+
+
+def make_env(env_id: str, render: bool = False):
+    def thunk():
+        return gym.make(env_id, render_mode="rgb_array") if render else gym.make(env_id)
+
+    return thunk
+
+
+def make_vector_env(env_fns) -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: when an episode ends, `next_obs` is already the reset observation and the true
+    # final observation is in infos["final_obs"]; every vector step then yields num_envs real transitions.
+    envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The true s' of each sub-env: the final observation where an episode just ended (SAME_STEP mode)."""
+    real_next_obs = next_obs.copy()
+    if "_final_obs" in infos:
+        for i in np.flatnonzero(infos["_final_obs"]):
+            real_next_obs[i] = infos["final_obs"][i]
+    return real_next_obs
+
+
+def finished_episodes(infos: dict) -> list[tuple[float, int]]:
+    """(return, length) of every episode that ended on this step, in any sub-env."""
+    if "_episode" not in infos:
+        return []
+    ep = infos["episode"]
+    return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
+
+
+def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+    """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
+    if not isinstance(space, gym.spaces.Box):
+        raise RunError(f"{ALGORITHM} needs a continuous (Box) action space, got {space}")
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        raise RunError(f"{ALGORITHM} needs a bounded Box action space with finite low < high, got {space}")
+    return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
+
+
+def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
+        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        raise RunError(f"cannot create env {env_id!r}: {e}{hint}") from None
+    try:
+        obs_space = env.observation_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise RunError(f"{ALGORITHM} needs a flat Box observation space, got {obs_space}")
+        return action_scale_bias(env.action_space)
+    finally:
+        env.close()
+
+
+def check_rendering(env_id: str) -> None:
+    """--capture-video: one frame rendered off-screen, or a one-line error saying what to install. Without a display
+    MUJOCO_GL defaults to EGL on a CUDA machine and to OSMesa otherwise (set before MuJoCo is first imported)."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+        env.close()
+    except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the user needs the same advice
+        raise RunError(f"--capture-video cannot render {env_id} off-screen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
+                       f"{type(e).__name__}): install OSMesa (Debian: libosmesa6) and set MUJOCO_GL=osmesa, or EGL "
+                       "(libegl1) with MUJOCO_GL=egl") from None
+
+
+def write_video(path: str, frames: list, fps: float) -> None:
+    from moviepy import ImageSequenceClip  # imported only when videos are asked for
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ImageSequenceClip(frames, fps=fps).write_videofile(path, codec="libx264", audio=False, logger=None)
+
+
+def validate_args(args: Args) -> None:
+    """Each option against its bound (BOUNDS, below Args) and the combinations that cannot work, in one line each."""
+    if args.load_model and not args.eval_only:
+        raise RunError("--load-model is for --eval-only; to continue training, --resume a checkpoint")
+    for name, bound in BOUNDS:
+        (op, limit), value = bound.split(), getattr(args, name)
+        if not {">=": value >= float(limit), ">": value > float(limit), "<": value < float(limit)}[op]:
+            raise RunError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+    if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
+        raise RunError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
+    if args.batch_size > args.buffer_size:
+        raise RunError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise RunError(f"checkpoint not found: {args.resume}")
+    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
+        raise RunError("--cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
+
+
+def check_run(args: Args) -> tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """Everything that can be wrong with the input, checked before anything is written: the arguments, rendering,
+    the env, and the checkpoint to resume. Returns the action scale and bias and the checkpoint (or None)."""
+    validate_args(args)
+    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
+        check_rendering(args.env_id)
+    scale, bias = check_env(args.env_id)
+    return scale, bias, load_checkpoint(args.resume, args) if args.resume else None
+
+
+def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch.optim.Adam:
+    """Adam. When compiled, its lr is a tensor (changing it does not recompile), capturable on CUDA (its step count
+    stays on the GPU, as CUDA graphs need)."""
+    if args.compile or args.cudagraphs:
+        return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), capturable=device.type == "cuda")
+    return torch.optim.Adam(params, lr=lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    group = optimizer.param_groups[0]
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(lr)
+    else:
+        group["lr"] = lr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Replay buffer on the training device
 
 
@@ -634,9 +810,10 @@ class ReplayBuffer:
             buf[: self.size] = x.to(self.device)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Checkpoints: written atomically (temp file, then rename)
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints: the training state by name (train's `state`), written atomically (temp file, then rename)
 
+CHECKPOINT_FORMAT = f"{ALGORITHM.lower()}-checkpoint-v3"
 # hyperparameters that may change between a checkpoint and the run that resumes it
 RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
                      "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
@@ -644,10 +821,26 @@ RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpo
                      "track", "wandb_project_name", "wandb_entity"}  # fmt: skip
 
 
-def save_checkpoint(path: str, state: dict) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def state_dicts(state: dict, args: Args, model_only: bool = False) -> dict:
+    """Each object's state: networks and optimisers by their state_dict, tensors as a CPU copy, the replay buffer
+    only with --checkpoint-buffer. A saved model (model_only) keeps the networks and tensors."""
+    out = {}
+    for name, obj in state.items():
+        if isinstance(obj, torch.Tensor):
+            out[name] = obj.detach().cpu()
+        elif isinstance(obj, nn.Module) or not model_only:
+            out[name] = None if isinstance(obj, ReplayBuffer) and not args.checkpoint_buffer else obj.state_dict()
+    return out
+
+
+def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters: dict) -> str:
+    ckpt = {"format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name, **counters,
+            **state_dicts(state, args),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None}}  # fmt: skip
+    torch.save(ckpt, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return path
 
 
 def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
@@ -656,23 +849,29 @@ def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise SdacError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    if isinstance(ckpt, dict) and ckpt.get("format") in ("sdac-checkpoint-v1", "sdac-checkpoint-v2"):
-        raise SdacError(f"{path} was written by an older version of this script (other defaults); start a new run")
+        raise RunError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    older = [f"{ALGORITHM.lower()}-checkpoint-v{v}" for v in (1, 2)]
+    if isinstance(ckpt, dict) and ckpt.get("format") in older:
+        raise RunError(f"{path} was written by an older version of this script (other defaults); start a new run")
     if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor", "qf"} <= ckpt.keys():
         if saved_model_ok:
             return ckpt
-        raise SdacError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
-                        "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "sdac-checkpoint-v3":
-        kind = "a saved model or an SDAC checkpoint" if saved_model_ok else "an SDAC checkpoint"
-        raise SdacError(f"{path} is not {kind} (written by sdac_continuous_action.py)")
+        raise RunError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
+                       "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        kind = "a saved model or a checkpoint" if saved_model_ok else "a checkpoint"
+        raise RunError(f"{path} is not {kind} of {ALGORITHM} (written by {os.path.basename(__file__)})")
     return ckpt
 
 
 def checkpoint_args(ckpt: dict) -> dict:
-    """The hyperparameters a checkpoint was written with."""
-    return ckpt["args"]
+    """The hyperparameters a checkpoint was written with (options it predates take their values from before)."""
+    return {**OLDER_CHECKPOINT_ARGS, **ckpt["args"]}
+
+
+def save_model(path: str, args: Args, state: dict) -> None:
+    torch.save({"args": asdict(args), **state_dicts(state, args, model_only=True)}, path)
+    print(f"model saved to {path}")
 
 
 def load_checkpoint(path: str, args: Args) -> dict:
@@ -681,20 +880,45 @@ def load_checkpoint(path: str, args: Args) -> dict:
     diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
             for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
     if diff:
-        raise SdacError(f"checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
+        raise RunError(f"checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
     if ckpt["global_step"] >= args.total_timesteps:
-        raise SdacError(f"checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps {args.total_timesteps}")
+        raise RunError(f"checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps {args.total_timesteps}")
     return ckpt
 
 
-# ---------------------------------------------------------------------------------------------------
-# Evaluation: noise-free, best-of-N, one episode per env, all envs at once
+def restore_checkpoint(ckpt: dict, state: dict, args: Args) -> tuple[int, int, int, list]:
+    """Loads every object of `state` from the checkpoint, and the random number generators. Returns global_step,
+    iteration, num_updates and eval_history."""
+    for name, obj in state.items():
+        if isinstance(obj, torch.Tensor):
+            with torch.no_grad():
+                obj.copy_(ckpt[name])
+        elif isinstance(obj, torch.optim.Optimizer):
+            lr = obj.param_groups[0]["lr"]
+            obj.load_state_dict(ckpt[name])
+            saved_lr = float(obj.param_groups[0]["lr"])  # a compiled run keeps its lr a tensor (make_optimizer)
+            obj.param_groups[0]["lr"] = lr.fill_(saved_lr) if isinstance(lr, torch.Tensor) else saved_lr
+        elif ckpt[name] is not None:
+            obj.load_state_dict(ckpt[name])
+        elif isinstance(obj, ReplayBuffer):
+            print(f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions")
+    random.setstate(ckpt["rng"]["python"])
+    np.random.set_state(ckpt["rng"]["numpy"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if torch.cuda.is_initialized() and ckpt["rng"]["cuda"] is not None:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+    print(f"resumed {ckpt['run_name']} from {args.resume} at global step {ckpt['global_step']}")
+    return ckpt["global_step"], ckpt["iteration"], ckpt["num_updates"], ckpt["eval_history"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Evaluation: the policy without exploration noise, one episode per env, all envs at once
 
 
 @torch.no_grad()
-def evaluate(act, actor, qf, eval_envs, sched, args: Args, scale, bias, device, seed: int,
-             frames: Optional[list] = None):  # fmt: skip
-    """Returns and lengths of one episode per env; with `frames`, env 0's episode is rendered into it."""
+def evaluate(policy: Callable, eval_envs, scale, bias, device, seed: int, frames: Optional[list] = None):
+    """Returns and lengths of one episode per env under policy(obs) -> action in [-1, 1]^d; with `frames`, env 0's
+    episode is rendered into it."""
     obs, _ = eval_envs.reset(seed=seed)
     n = eval_envs.num_envs
     returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
@@ -702,7 +926,7 @@ def evaluate(act, actor, qf, eval_envs, sched, args: Args, scale, bias, device, 
     if frames is not None:
         frames.append(render())
     while not done.all():
-        a = act(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device), sched, args, 0.0)
+        a = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
         obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
         returns += r * ~done
         lengths += ~done
@@ -716,9 +940,9 @@ def evaluate_saved(args: Args) -> np.ndarray:
     """--eval-only: the policy in a saved model or a checkpoint, with the hyperparameters it was trained with, for
     --eval-episodes episodes (seed --seed); no training, nothing written. Returns the episode returns."""
     if not args.load_model:
-        raise SdacError("--eval-only needs --load-model PATH (a saved model or a checkpoint)")
+        raise RunError("--eval-only needs --load-model PATH (a saved model or a checkpoint)")
     if not os.path.exists(args.load_model):
-        raise SdacError(f"model not found: {args.load_model}")
+        raise RunError(f"model not found: {args.load_model}")
     saved = read_checkpoint(args.load_model, saved_model_ok=True)
     known = {f.name for f in fields(Args)}
     run = Args(**{**{k: v for k, v in checkpoint_args(saved).items() if k in known}, "eval_episodes": args.eval_episodes})
@@ -726,17 +950,13 @@ def evaluate_saved(args: Args) -> np.ndarray:
     if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
         check_rendering(run.env_id)
     scale, bias = check_env(run.env_id)
-    torch.manual_seed(args.seed)  # the sampler's draws: the same file and seed give the same returns
+    torch.manual_seed(args.seed)  # the policy's draws: the same file and seed give the same returns
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     eval_envs = make_vector_env([make_env(run.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
     frames = [] if args.capture_video else None
     obs_dim, act_dim = eval_envs.single_observation_space.shape[0], eval_envs.single_action_space.shape[0]
-    actor, qf = NoiseNetwork(obs_dim, act_dim).to(device), TwinQNetwork(obs_dim, act_dim).to(device)
-    actor.load_state_dict(saved["actor_ema"] if run.ema else saved["actor"])  # the policy the run acted with
-    qf.load_state_dict(saved["qf"])  # best-of-N ranks the candidates with the critics
-    sched = make_schedule(run.beta_schedule, run.diffusion_steps, run.linear_beta_scale, device)
-    returns, lengths = evaluate(sample_actions, actor, qf, eval_envs, sched, run, scale, bias, device, seed=args.seed,
-                                frames=frames)  # fmt: skip
+    policy = saved_policy(saved, run, obs_dim, act_dim, scale, device)
+    returns, lengths = evaluate(policy, eval_envs, scale, bias, device, seed=args.seed, frames=frames)
     if frames:
         video = f"videos/eval_only/{os.path.basename(args.load_model)}_seed{args.seed}.mp4"
         write_video(video, frames, eval_envs.metadata["render_fps"])
@@ -747,8 +967,13 @@ def evaluate_saved(args: Args) -> np.ndarray:
     return returns
 
 
-# ---------------------------------------------------------------------------------------------------
-# Progress: a status line every progress_seconds
+# ---------------------------------------------------------------------------------------------------------------------
+# Logging, timing and the non-finite check
+
+
+def crossed(step: int, interval: int, num_envs: int) -> bool:
+    """Did global step `step` just pass a multiple of `interval` (0: never)?"""
+    return interval > 0 and step // interval > (step - num_envs) // interval
 
 
 def duration(seconds: float) -> str:
@@ -777,261 +1002,132 @@ class Progress:
                 f"{last_eval} | ETA {eta}")
 
 
+class RunLog:
+    """What a run reports: TensorBoard scalars in runs/{run_name} (synced to wandb with --track), training episodes,
+    evaluations (and their videos), the SPS over each log interval and a status line every progress_seconds."""
+
+    def __init__(self, args: Args, run_name: str, global_step: int, resumed: bool, headline: str, device):
+        self.args, self.run_name, self.run_dir = args, run_name, f"runs/{run_name}"
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.tracker = start_tracking(args, run_name) if args.track else None  # before the writer, whose logs it syncs
+        self.writer = SummaryWriter(self.run_dir, purge_step=global_step + 1 if resumed else None)
+        if not resumed:
+            table = "\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])
+            self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        self.progress = Progress(args.total_timesteps, global_step, args.progress_seconds)
+        self.sps_mark = (time.time(), global_step)
+        print(f"{headline} | {args.num_envs} envs, {args.gradient_steps} update(s) per vector step | "
+              f"{args.total_timesteps} env steps, the first {args.learning_starts} random | {device} | {self.run_dir}",
+              flush=True)  # fmt: skip
+
+    def scalars(self, prefix: str, values: dict, step: int) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(f"{prefix}/{key}", float(value), step)
+
+    def episodes(self, infos: dict, step: int) -> None:
+        for ep_return, ep_length in finished_episodes(infos):
+            if self.args.print_episodes:
+                print(f"global_step={step}, episodic_return={ep_return:.1f}")
+            self.scalars("charts", {"episodic_return": ep_return, "episodic_length": ep_length}, step)
+
+    def interval(self, step: int) -> None:
+        """At each log interval: the SPS since the last one, and the status line when it is due."""
+        now = time.time()
+        self.scalars("charts", {"SPS": (step - self.sps_mark[1]) / max(now - self.sps_mark[0], 1e-9)}, step)
+        self.sps_mark = (now, step)
+        if line := self.progress.line(step, now):
+            print(line, flush=True)
+
+    def evaluation(self, step: int, returns: np.ndarray, lengths: np.ndarray, frames: Optional[list], fps) -> None:
+        if frames:
+            write_video(f"videos/{self.run_name}/eval_step{step}.mp4", frames, fps)
+        self.progress.eval = (step, float(returns.mean()))
+        print(f"global_step={step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
+        self.scalars("eval", {"episodic_return": returns.mean(), "episodic_length": lengths.mean()}, step)
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.tracker:
+            self.tracker.finish()
+
+
+def start_tracking(args: Args, run_name: str):
+    """--track: a Weights & Biases run named after the run folder (a resumed run continues it), with the arguments as
+    its config and TensorBoard synced, as CleanRL does. wandb is imported only here."""
+    try:
+        import wandb
+    except ImportError:
+        raise RunError("--track needs wandb: pip install wandb") from None
+    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name,
+                      resume="allow", config=asdict(args), sync_tensorboard=True, save_code=True)  # fmt: skip
+
+
+class Timer:
+    """Seconds per training iteration (act, env step, updates), evaluation excluded, from the 10th training iteration
+    on (the first ones absorb compilation) where the run allows; after 10 timed iterations, a warning when the rest
+    of a CPU run needs more than an hour."""
+
+    def __init__(self, num_iterations: int, device: torch.device):
+        self.num_iterations, self.device = num_iterations, device
+        self.first: Optional[int] = None  # the first timed iteration
+        self.start, self.excluded = None, 0.0
+
+    def training_iteration(self, iteration: int) -> None:
+        if self.first is None:
+            self.first = iteration + (10 if self.num_iterations - iteration >= 20 else 0)
+        if iteration == self.first:
+            self.start, self.excluded = time.time(), 0.0
+        if iteration == self.first + 10:  # 10 timed iterations: the cost is known
+            seconds_left = (time.time() - self.start - self.excluded) / 10 * (self.num_iterations - iteration)
+            if warning := cpu_warning(self.device, seconds_left):
+                print(warning, flush=True)
+
+    @contextmanager
+    def paused(self):
+        start = time.time()
+        yield
+        self.excluded += time.time() - start
+
+    def per_iteration(self, iteration: int) -> Optional[float]:
+        if self.start is None:
+            return None
+        seconds = (time.time() - self.start - self.excluded) / (iteration - self.first + 1)
+        print(f"time per training iteration: {seconds * 1000:.1f} ms (evaluation excluded), on {self.device}")
+        return seconds
+
+
 def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
-    """Once 10 training iterations are timed: a warning when the rest of a CPU run takes more than an hour."""
+    """A warning when the rest of a CPU run takes more than an hour."""
     if device.type != "cpu" or seconds_left <= 3600:
         return None
     return (f"warning: on this CPU the training needs about {duration(seconds_left)} more; the official settings are a "
             "GPU job (README: CPU quick start)")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Training loop (Algorithm 1)
+class FiniteCheck:
+    """Non-finite losses are flagged on the device (no host sync in the training step) and read at every log,
+    evaluation and checkpoint: the run then stops with one line that names the last checkpoint, which was written
+    before the flag rose and is never overwritten with NaN weights."""
+
+    def __init__(self, device: torch.device, last_checkpoint: Optional[str], step: int):
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.last_checkpoint, self.since = last_checkpoint, step
+
+    def watch(self, stats: dict) -> None:
+        self.bad |= ~torch.isfinite(torch.stack(list(stats.values()))).all()
+
+    def check(self, what: str, bad: bool = False) -> None:
+        if bad or bool(self.bad):
+            raise RunError(f"non-finite {what}; training stopped and nothing was saved after it. "
+                           f"Last checkpoint: {self.last_checkpoint or 'none (use --checkpoint-interval N)'}")
+
+    def check_losses(self, step: int) -> None:
+        self.check(f"loss between global steps {self.since} and {step}")
+        self.since = step
 
 
-def train(args: Args, stop: Sequence[str] = ()) -> dict:
-    """One run. `stop` turns non-empty when the run should stop early (stop_on_signals fills it): the iteration in
-    progress finishes, a checkpoint is written, and the run returns with the command that resumes it."""
-    validate_args(args)
-    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
-        check_rendering(args.env_id)
-    scale, bias = check_env(args.env_id)
-    ckpt = load_checkpoint(args.resume, args) if args.resume else None
-    run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = f"runs/{run_name}"
-    ckpt_path = f"{run_dir}/checkpoint.pt"
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup
-    envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
-    eval_envs = make_vector_env([make_env(args.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
-    obs_dim = envs.single_observation_space.shape[0]
-    act_dim = envs.single_action_space.shape[0]
-
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-
-    actor = NoiseNetwork(obs_dim, act_dim).to(device)
-    actor_ema = NoiseNetwork(obs_dim, act_dim).to(device)
-    qf = TwinQNetwork(obs_dim, act_dim).to(device)
-    qf_target = TwinQNetwork(obs_dim, act_dim).to(device)
-    actor_ema.load_state_dict(actor.state_dict())
-    qf_target.load_state_dict(qf.state_dict())
-    q_optimizer = make_optimizer(qf.parameters(), args.q_lr, args, device)
-    actor_optimizer = make_optimizer(actor.parameters(), args.policy_lr, args, device)
-    log_lam = torch.tensor(math.log(args.lambda_init), device=device, requires_grad=True)
-    lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
-    target_entropy = -args.target_entropy_scale * act_dim
-    sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
-    acting_actor = actor_ema if args.ema else actor
-    update = make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched, args)
-    act = sample_actions  # acting and evaluation: best-of-N reverse diffusion
-    if args.compile or args.cudagraphs:
-        act = torch.compile(sample_actions, mode="reduce-overhead" if args.cudagraphs else None)
-
-    global_step, iteration, num_updates, eval_history = 0, 0, 0, []
-    if ckpt:
-        for name, module in [("actor", actor), ("actor_ema", actor_ema), ("qf", qf), ("qf_target", qf_target),
-                             ("q_optimizer", q_optimizer), ("actor_optimizer", actor_optimizer),
-                             ("lam_optimizer", lam_optimizer)]:  # fmt: skip
-            module.load_state_dict(ckpt[name])
-        for opt in (q_optimizer, actor_optimizer):  # a compiled run keeps its lr a tensor (see make_optimizer)
-            lr = float(opt.param_groups[0]["lr"])
-            opt.param_groups[0]["lr"] = torch.tensor(lr, device=device) if args.compile or args.cudagraphs else lr
-        with torch.no_grad():
-            log_lam.copy_(ckpt["log_lam"])
-        global_step, iteration, num_updates = ckpt["global_step"], ckpt["iteration"], ckpt["num_updates"]
-        eval_history = ckpt["eval_history"]
-        random.setstate(ckpt["rng"]["python"])
-        np.random.set_state(ckpt["rng"]["numpy"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device.type == "cuda" and ckpt["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
-        if ckpt.get("buffer") is not None:
-            rb.load_state_dict(ckpt["buffer"])
-        else:
-            print(f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions")
-        print(f"resumed {run_name} from {args.resume} at global step {global_step}")
-
-    os.makedirs(run_dir, exist_ok=True)
-    tracker = start_tracking(args, run_name) if args.track else None  # before the writer, whose logs it syncs
-    writer = SummaryWriter(run_dir, purge_step=global_step + 1 if ckpt else None)
-    if not ckpt:
-        writer.add_text(
-            "hyperparameters",
-            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-        )
-
-    def checkpoint_state() -> dict:
-        return {
-            "format": "sdac-checkpoint-v3", "args": asdict(args), "run_name": run_name,
-            "global_step": global_step, "iteration": iteration, "num_updates": num_updates, "eval_history": eval_history,
-            "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(), "qf": qf.state_dict(),
-            "qf_target": qf_target.state_dict(),
-            "q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
-            "lam_optimizer": lam_optimizer.state_dict(), "log_lam": log_lam.detach().cpu(),
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None},
-            "buffer": rb.state_dict() if args.checkpoint_buffer else None,
-        }  # fmt: skip
-
-    last_ckpt = args.resume
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)  # set on device, read at log time
-    metrics: dict[str, torch.Tensor] = {}
-    num_iterations = math.ceil(args.total_timesteps / args.num_envs)
-
-    def crossed(interval: int) -> bool:  # did global_step just pass a multiple of interval?
-        return interval > 0 and global_step // interval > (global_step - args.num_envs) // interval
-
-    def check_finite(what: str) -> None:
-        if bool(nonfinite):
-            raise SdacError(
-                f"non-finite {what}; training stopped and nothing was saved after it. "
-                f"Last checkpoint: {last_ckpt or 'none (use --checkpoint-interval N)'}"
-            )
-
-    print(f"SDAC on {args.env_id}: N={args.num_candidates}, K={args.num_reverse_samples}, T={args.diffusion_steps} | "
-          f"{args.num_envs} envs, {args.gradient_steps} update(s) per vector step | {args.total_timesteps} env steps, "
-          f"the first {args.learning_starts} random | {device} | {run_dir}", flush=True)
-
-    # start the game
-    obs, _ = envs.reset(seed=args.seed + global_step)
-    last_check_step, eval_seconds, sps_mark = global_step, 0.0, (time.time(), global_step)
-    progress = Progress(args.total_timesteps, global_step, args.progress_seconds)
-    timing_from, timing_start = None, None
-    for iteration in range(iteration + 1, num_iterations + 1):
-        global_step += args.num_envs
-        lam = log_lam.detach().exp()
-
-        # action logic: uniform random during warm-up, then the (EMA) diffusion policy with best-of-N and noise
-        if global_step <= args.learning_starts:
-            actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
-        else:
-            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            actions = act(acting_actor, qf, obs_t, sched, args, args.exploration_noise * lam)
-            actions = actions.cpu().numpy()
-            if not np.isfinite(actions).all():
-                nonfinite.fill_(True)
-                check_finite(f"action at global step {global_step}: the networks diverged")
-
-        # step the envs and log every finished episode
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
-        for ep_return, ep_length in finished_episodes(infos):
-            if args.print_episodes:
-                print(f"global_step={global_step}, episodic_return={ep_return:.1f}")
-            writer.add_scalar("charts/episodic_return", ep_return, global_step)
-            writer.add_scalar("charts/episodic_length", ep_length, global_step)
-
-        # save data to the replay buffer: the true final observation; done = terminated (bootstrap through truncation)
-        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
-        obs = next_obs
-
-        # training
-        # (a run resumed without its buffer refills learning_starts transitions, acting with the policy)
-        if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
-            # time per training iteration: from 10 iterations on (they absorb compilation) where the run allows
-            if timing_from is None:
-                timing_from = iteration + (10 if num_iterations - iteration >= 20 else 0)
-            if iteration == timing_from:
-                timing_start, eval_seconds = time.time(), 0.0
-            if iteration == timing_from + 10:  # 10 timed iterations: the cost is known
-                seconds_left = (time.time() - timing_start - eval_seconds) / 10 * (num_iterations - iteration)
-                if warning := cpu_warning(device, seconds_left):
-                    print(warning, flush=True)
-            for _ in range(args.gradient_steps):
-                # update u = num_updates counts from 0: the policy, the targets and lambda step at u = 0 and at every
-                # multiple of their interval, as in the authors' code (algorithm/sdac.py:185-216)
-                u, num_updates = num_updates, num_updates + 1
-                data = rb.sample(args.batch_size)
-                if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we cloned them)
-                    torch.compiler.cudagraph_mark_step_begin()
-                # soft policy evaluation (Algorithm 1 lines 6-7) and, delayed, soft policy improvement (lines 9-12)
-                # with the EMA policy following; the policy lr is counted in policy updates
-                update_policy = u % args.policy_frequency == 0
-                if update_policy:
-                    set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, args))
-                out = update(data, lam, update_policy)
-                if u % args.target_network_frequency == 0:
-                    soft_update(qf_target, qf, args.tau)
-                metrics.update({k: v.clone() for k, v in out.items()} if args.cudagraphs else out)
-                nonfinite |= ~torch.isfinite(torch.stack(list(out.values()))).all()
-
-                # lambda tuning (line 13)
-                if u % args.lambda_update_interval == 0 and args.lambda_tuning != "fixed":
-                    if args.lambda_tuning == "entropy":
-                        entropy = exploration_entropy(log_lam.exp(), act_dim, args.exploration_noise)
-                        lam_loss = log_lam * (entropy - target_entropy).detach()
-                        lam_optimizer.zero_grad()
-                        lam_loss.backward()
-                        lam_optimizer.step()
-                    else:
-                        with torch.no_grad():
-                            new_lam = lam - args.lambda_lr * (lam - args.lambda_target)
-                            log_lam.copy_(new_lam.clamp(min=1e-6).log())
-
-            if crossed(args.log_interval):
-                check_finite(f"loss between global steps {last_check_step} and {global_step}")
-                last_check_step = global_step
-                for key, value in metrics.items():
-                    writer.add_scalar(f"losses/{key}", value.item(), global_step)
-                writer.add_scalar("losses/lambda", log_lam.exp().item(), global_step)
-                writer.add_scalar("charts/policy_lr", float(actor_optimizer.param_groups[0]["lr"]), global_step)
-
-        if crossed(args.log_interval):  # SPS over the last log interval, and the status line when it is due
-            now = time.time()
-            writer.add_scalar("charts/SPS", (global_step - sps_mark[1]) / max(now - sps_mark[0], 1e-9), global_step)
-            sps_mark = (now, global_step)
-            if line := progress.line(global_step, now):
-                print(line, flush=True)
-
-        if crossed(args.eval_interval) or iteration == num_iterations:
-            check_finite(f"loss before evaluation at global step {global_step}")
-            eval_start = time.time()
-            frames = [] if args.capture_video else None
-            returns, lengths = evaluate(act, acting_actor, qf, eval_envs, sched, args, scale, bias, device,
-                                        seed=args.seed + 100_000 + global_step, frames=frames)  # fmt: skip
-            if frames:
-                write_video(f"videos/{run_name}/eval_step{global_step}.mp4", frames, eval_envs.metadata["render_fps"])
-            eval_history.append((global_step, float(returns.mean()), float(returns.std())))
-            progress.eval = (global_step, float(returns.mean()))
-            print(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
-            writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
-            writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
-            eval_seconds += time.time() - eval_start
-
-        if crossed(args.checkpoint_interval) or stop:
-            check_finite(f"loss before the checkpoint at global step {global_step}")
-            save_checkpoint(ckpt_path, checkpoint_state())
-            last_ckpt = ckpt_path
-        if stop:
-            print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
-                  f"  python {__file__} --resume {ckpt_path}", flush=True)
-            break
-
-    check_finite(f"loss between global steps {last_check_step} and {global_step}")
-    if args.save_model and not stop:
-        model_path = f"{run_dir}/{args.exp_name}.sdac_model"
-        torch.save({"args": asdict(args), "actor": actor.state_dict(), "actor_ema": actor_ema.state_dict(),
-                    "qf": qf.state_dict(), "log_lam": log_lam.detach().cpu()}, model_path)  # fmt: skip
-        print(f"model saved to {model_path}")
-    envs.close()
-    eval_envs.close()
-    writer.close()
-    if tracker:
-        tracker.finish()
-    seconds_per_iteration = None  # training iterations only (act, env step, updates), evaluation excluded
-    if timing_start is not None:
-        seconds_per_iteration = (time.time() - timing_start - eval_seconds) / (iteration - timing_from + 1)
-        print(f"time per training iteration: {seconds_per_iteration * 1000:.1f} ms (evaluation excluded), on {device}")
-    return {"run_dir": run_dir, "global_step": global_step, "eval_history": eval_history, "checkpoint": last_ckpt,
-            "lambda": log_lam.exp().item(), "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
+# ---------------------------------------------------------------------------------------------------------------------
+# The command line
 
 
 def cli_args(argv: list[str]) -> Args:
@@ -1072,5 +1168,5 @@ if __name__ == "__main__":
         else:
             with stop_on_signals() as stop:
                 train(args, stop)
-    except SdacError as e:
+    except RunError as e:
         sys.exit(f"error: {e}")

@@ -101,7 +101,7 @@ def main() -> None:
             for mode in modes:
                 try:
                     r = measure(module, setting, MODES[mode], cli.env_id, iterations)
-                except (sdac.SdacError, sac.SacError) as e:
+                except (sdac.RunError, sac.RunError) as e:
                     print(f"{name} {mode}: {e}", file=sys.stderr)
                     continue
                 rows.append((name, mode, iterations, r))

@@ -20,9 +20,9 @@ COMMON = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16,
               eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
 SCRIPTS = pytest.mark.parametrize(
     "script, error, name, tiny",
-    [pytest.param(sdac, sdac.SdacError, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
+    [pytest.param(sdac, sdac.RunError, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
                                                      lambda_update_interval=10), id="sdac"),
-     pytest.param(sac, sac.SacError, "SAC", COMMON, id="sac")],
+     pytest.param(sac, sac.RunError, "SAC", COMMON, id="sac")],
 )  # fmt: skip
 
 
@@ -61,7 +61,7 @@ def test_bad_checkpoints_get_clear_errors(script, error, name, tiny, tmp_path, m
         script.train(script.Args(**tiny, resume="garbage.pt"))
     other = "sac" if script is sdac else "sdac"  # the other script's checkpoint
     torch.save({"format": f"{other}-checkpoint-v2"}, tmp_path / "other.pt")
-    with pytest.raises(error, match=f"is not an? {name} checkpoint"):
+    with pytest.raises(error, match=f"is not a checkpoint of {name}"):
         script.train(script.Args(**tiny, resume="other.pt"))
     torch.save({"format": f"{name.lower()}-checkpoint-v1"}, tmp_path / "old.pt")
     with pytest.raises(error, match="written by an older version of this script"):

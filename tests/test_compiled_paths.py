@@ -2,6 +2,7 @@
 and seed (inductor told to draw its random numbers as eager does), and the flags fail clearly where unsupported."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -23,10 +24,13 @@ def sdac_learner(args):
     torch.manual_seed(0)
     actor, qf = sdac.NoiseNetwork(OBS, ACT), sdac.TwinQNetwork(OBS, ACT)
     actor_ema, qf_target = copy.deepcopy(actor), copy.deepcopy(qf)
+    log_lam = torch.tensor(math.log(args.lambda_init), requires_grad=True)
     q_opt = sdac.make_optimizer(qf.parameters(), args.q_lr, args, torch.device("cpu"))
     a_opt = sdac.make_optimizer(actor.parameters(), args.policy_lr, args, torch.device("cpu"))
+    lam_opt = torch.optim.Adam([log_lam], lr=args.lambda_lr)
     sched = sdac.make_schedule(args.beta_schedule, args.diffusion_steps)
-    update = sdac.make_update(actor, actor_ema, qf, qf_target, q_opt, a_opt, sched, args)
+    update, _ = sdac.make_update(sdac.make_policy(sched, args), actor, actor_ema, qf, qf_target, log_lam, q_opt, a_opt,
+                                 lam_opt, sched, args)  # fmt: skip
     return update, (actor, actor_ema, qf), sched
 
 
@@ -46,8 +50,8 @@ def run_twice(updates, data, extra):
     out = {}
     for step in range(2):
         torch.manual_seed(100 + step)
-        if callable(updates):  # SDAC: one update, critic and policy together
-            out.update({f"{k}_{step}": v.detach().clone() for k, v in updates(data, *extra, True).items()})
+        if callable(updates):  # SDAC: one update, critic and policy together (update number 0: both step)
+            out.update({f"{k}_{step}": v.detach().clone() for k, v in updates(data, *extra, 0).items()})
             continue
         out.update({f"{k}_{step}": v.detach().clone() for k, v in updates[0](data, *extra).items()})
         torch.manual_seed(200 + step)
@@ -82,12 +86,12 @@ def test_sdac_compiled_updates_and_sampler_match_eager(same_random_numbers):
     assert {"qf_loss_1", "actor_loss_1", "rssm_ess_1"} <= out_e.keys()
     assert_same(out_e, out_c, [p for n in nets_e for p in n.parameters()], [p for n in nets_c for p in n.parameters()])
     # the action sampler: best-of-N reverse diffusion with exploration noise
-    args = sdac.Args(**kw)
-    act = torch.compile(sdac.sample_actions)
+    policy = sdac.make_policy(sched, sdac.Args(**kw))
+    act = torch.compile(policy)
     torch.manual_seed(7)
-    a_e = sdac.sample_actions(nets_e[1], nets_e[2], data.obs, sched, args, 0.1)
+    a_e = policy(nets_e[1], nets_e[2], data.obs, 0.1)
     torch.manual_seed(7)
-    a_c = act(nets_e[1], nets_e[2], data.obs, sched, args, 0.1)
+    a_c = act(nets_e[1], nets_e[2], data.obs, 0.1)
     assert torch.allclose(a_e, a_c, atol=1e-5)
 
 
@@ -130,7 +134,7 @@ def test_soft_update_is_one_fused_lerp():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where CUDA is missing")
-@pytest.mark.parametrize("module, error", [(sdac, sdac.SdacError), (sac, sac.SacError)])
+@pytest.mark.parametrize("module, error", [(sdac, sdac.RunError), (sac, sac.RunError)])
 def test_cudagraphs_without_cuda_is_a_clear_error(module, error):
     with pytest.raises(error, match="--cudagraphs needs a CUDA GPU"):
         module.validate_args(module.Args(env_id="Hopper-v4", cudagraphs=True))

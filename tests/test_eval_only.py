@@ -15,8 +15,8 @@ TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, l
             save_model=True)  # fmt: skip
 SCRIPTS = pytest.mark.parametrize(
     "script, error, tiny",
-    [pytest.param(sdac, sdac.SdacError, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"),
-     pytest.param(sac, sac.SacError, TINY, id="sac")],
+    [pytest.param(sdac, sdac.RunError, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"),
+     pytest.param(sac, sac.RunError, TINY, id="sac")],
 )  # fmt: skip
 
 
@@ -54,7 +54,7 @@ def test_eval_only_bad_input(script, error, tiny, tmp_path, monkeypatch):
     with pytest.raises(error, match="cannot read checkpoint garbage.pt"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="garbage.pt"))
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(error, match="is not a saved model or an? S?D?AC checkpoint"):
+    with pytest.raises(error, match="is not a saved model or a checkpoint of S?D?AC"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="other.pt"))
     with pytest.raises(error, match="--load-model is for --eval-only"):
         script.train(script.Args(**tiny, load_model="other.pt"))

@@ -63,7 +63,7 @@ def test_toy_rssm_loss_minimiser_is_the_noise_perturbed_score():
         return loss
 
     opt.step(closure)
-    ab = sched["abar"][i].item()
+    ab = sched.abar[i].item()
     expect = math.sqrt(1 - ab) / (ab * var + 1 - ab) * (x_t - math.sqrt(ab) * mu)
     assert torch.allclose(eps_hat.detach(), expect, atol=0.02 * expect.norm(dim=-1).max().item())
 
@@ -74,7 +74,7 @@ def test_toy_sampler_with_the_exact_noise_recovers_a_gaussian():
     sched = make_schedule(1000, 1e-4, 0.02)  # fine steps: DDPM's sampler is exact in the limit
 
     def eps_fn(x, t):
-        ab = sched["abar"][t][:, None]
+        ab = sched.abar[t][:, None]
         return (1 - ab).sqrt() * (x - ab.sqrt() * mu) / (ab * var + 1 - ab)
 
     x = reverse_diffusion(eps_fn, 20_000, sched, x0_clip=20.0)

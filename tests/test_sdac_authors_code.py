@@ -31,18 +31,26 @@ def test_defaults_are_the_authors():
                    50_000, 20, 256, 2, 2, 0.005, False, False)  # fmt: skip
 
 
-def test_policy_lr_is_the_authors_linear_schedule_in_policy_updates():
+def test_policy_lr_is_the_authors_linear_schedule_in_policy_updates(monkeypatch):
     """algorithm/sdac.py:59-64: optax.linear_schedule(init 3e-4, end 3e-5, transition_steps 5e4, transition_begin
-    2.5e4), counted by the policy optimiser, i.e. in policy updates: flat for 25k, linear to 75k, flat after."""
-    args = sdac.Args()
+    2.5e4), counted by the policy optimiser, i.e. in policy updates: flat for 25k, linear to 75k, flat after. The
+    update sets it at each policy step (update u is policy update u / 2), and leaves it alone without --anneal-lr."""
+    a = sdac.Args()
 
     def optax_linear_schedule(count, init=3e-4, end=3e-5, steps=50_000, begin=25_000):
         count = np.clip(count - begin, 0, steps)
         return (init - end) * (1 - count / steps) + end
 
     for n in [0, 1, 24_999, 25_000, 25_001, 40_000, 50_000, 74_999, 75_000, 100_000, 1_000_000]:
-        assert sdac.policy_lr_at(n, args) == pytest.approx(optax_linear_schedule(n), rel=1e-9), n
-    assert sdac.policy_lr_at(10**6, sdac.Args(anneal_lr=False)) == 3e-4
+        got = sdac.policy_lr_at(n, a.policy_lr, a.policy_lr_end, a.policy_lr_decay_begin, a.policy_lr_decay_steps)
+        assert got == pytest.approx(optax_linear_schedule(n), rel=1e-9), n
+    for anneal, expected in [(True, [3e-4 + 0.5 * (3e-5 - 3e-4)]), (False, [])]:
+        args, update, data, *_ = learner(anneal_lr=anneal, policy_lr_decay_begin=1, policy_lr_decay_steps=2)
+        seen = []
+        monkeypatch.setattr(sdac, "set_lr", lambda optimizer, lr: seen.append(lr))
+        update(data, torch.tensor(1.0), 4)  # policy update 2: half way down
+        update(data, torch.tensor(1.0), 5)  # no policy step
+        assert seen == pytest.approx(expected), anneal
 
 
 def test_exploration_noise_is_added_after_best_of_n_and_not_clipped():
@@ -50,21 +58,21 @@ def test_exploration_noise_is_added_after_best_of_n_and_not_clipped():
     + N(0, (0.1 lambda)^2), not clipped. --clip-noisy-actions clips."""
     args, _, data, actor, qf, sched = learner()
     torch.manual_seed(3)
-    best = sdac.sample_actions(actor, qf, data.obs, sched, args, 0.0)
+    best = sdac.sample_actions(actor, qf, data.obs, 0.0, sched, 3, args.x_T_scale)
     torch.manual_seed(3)
     cand = sdac.reverse_diffusion(actor, data.obs.repeat_interleave(3, 0), sched, ACT, args.x_T_scale)
     q = sdac.min_q(qf, data.obs.repeat_interleave(3, 0), cand).view(B, 3)
     assert torch.equal(best, cand.view(B, 3, ACT)[torch.arange(B), q.argmax(1)])
     assert (best.abs() <= 1).all()
     torch.manual_seed(3)
-    noisy = sdac.sample_actions(actor, qf, data.obs, sched, args, 2.0)
+    noisy = sdac.sample_actions(actor, qf, data.obs, 2.0, sched, 3, args.x_T_scale)
     torch.manual_seed(3)
     sdac.reverse_diffusion(actor, data.obs.repeat_interleave(3, 0), sched, ACT, args.x_T_scale)
     z = torch.randn(B, ACT)  # the draws after the candidates: the noise
     assert torch.allclose(noisy, best + 2.0 * z, atol=1e-6), "same pick, noise added after it"
     assert (noisy.abs() > 1).any(), "not clipped"
     torch.manual_seed(3)
-    clipped = sdac.sample_actions(actor, qf, data.obs, sched, sdac.Args(**{**vars(args), "clip_noisy_actions": True}), 2.0)
+    clipped = sdac.make_policy(sched, sdac.Args(**{**vars(args), "clip_noisy_actions": True}))(actor, qf, data.obs, 2.0)
     assert torch.equal(clipped, noisy.clamp(-1, 1))
 
 
@@ -85,7 +93,7 @@ def test_rssm_weights_are_softmax_of_five_q_over_lambda_from_the_critics_before_
 
     monkeypatch.setattr(sdac, "rssm_loss", spy)
     lam = torch.tensor(0.8)
-    stats = update(data, lam, True)
+    stats = update(data, lam, 0)
     assert seen["critics_unchanged"], "the RSSM weights must use the critics from before the critic step"
     assert not all(torch.equal(p, b) for p, b in zip(qf.parameters(), before)), "the critic step was applied"
     w = torch.softmax(seen["q"] * 5 / lam, dim=1)  # the authors' weights, recomputed from the energies
@@ -152,30 +160,29 @@ def test_acting_and_evaluation_use_the_ema_policy_and_the_update_the_online_one(
     their evaluator runs. Inside the update, a' and a0 come from the online policy (sdac.py:113 and 130). Spies on
     sample_actions and evaluate: the update's calls get the online network, acting and evaluation the EMA one."""
     monkeypatch.chdir(tmp_path)
-    calls, in_update, eval_actors = [], [False], []
+    calls, where = [], ["acting"]
     real_sample, real_evaluate, real_make_update = sdac.sample_actions, sdac.evaluate, sdac.make_update
 
     def spy_sample(actor, *a, **k):
-        calls.append((actor, in_update[0]))
+        calls.append((actor, where[0]))
         return real_sample(actor, *a, **k)
 
-    def spy_evaluate(act, actor, *a, **k):
-        eval_actors.append(actor)
-        return real_evaluate(act, actor, *a, **k)
-
-    def spy_make_update(actor, actor_ema, *a, **k):
-        update = real_make_update(actor, actor_ema, *a, **k)
-        spy_make_update.networks = (actor, actor_ema)
-
-        def flagged(*args, **kw):
-            in_update[0] = True
+    def inside(name, fn):
+        def flagged(*a, **k):
+            where[0] = name
             try:
-                return update(*args, **kw)
+                return fn(*a, **k)
             finally:
-                in_update[0] = False
+                where[0] = "acting"
 
         return flagged
 
+    def spy_make_update(policy, actor, actor_ema, *a, **k):
+        update, update_lambda = real_make_update(policy, actor, actor_ema, *a, **k)
+        spy_make_update.networks = (actor, actor_ema)
+        return inside("update", update), update_lambda
+
+    spy_evaluate = inside("evaluation", real_evaluate)
     monkeypatch.setattr(sdac, "sample_actions", spy_sample)
     monkeypatch.setattr(sdac, "evaluate", spy_evaluate)
     monkeypatch.setattr(sdac, "make_update", spy_make_update)
@@ -184,8 +191,7 @@ def test_acting_and_evaluation_use_the_ema_policy_and_the_update_the_online_one(
                      buffer_size=50, cuda=False)  # fmt: skip
     sdac.train(args)
     online, ema = spy_make_update.networks
-    in_upd = [actor for actor, flag in calls if flag]
-    outside = [actor for actor, flag in calls if not flag]
-    assert len(in_upd) >= 7 and all(actor is online for actor in in_upd), "a' and a0: the online policy"
-    assert len(outside) >= 7 + 1 and all(actor is ema for actor in outside), "acting and evaluation: the EMA policy"
-    assert eval_actors == [ema]
+    seen = {w: [actor for actor, where_ in calls if where_ == w] for w in ("update", "acting", "evaluation")}
+    assert len(seen["update"]) >= 7 and all(actor is online for actor in seen["update"]), "a' and a0: the online policy"
+    assert len(seen["acting"]) >= 7 and all(actor is ema for actor in seen["acting"]), "acting: the EMA policy"
+    assert seen["evaluation"] and all(actor is ema for actor in seen["evaluation"]), "evaluation: the EMA policy"

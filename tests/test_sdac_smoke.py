@@ -1,14 +1,12 @@
 """End to end on a MuJoCo task in seconds: gradient steps, evaluation, checkpoints, resume, logs, bad input."""
 
 import dataclasses
-import glob
 import os
 
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sdac_continuous_action import Args, SdacError, train, validate_args
+from sdac_continuous_action import Args, RunError, train, validate_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -22,39 +20,6 @@ def scalars(run_dir: str) -> dict[str, list[int]]:
     acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-
-
-def test_train_checkpoint_crash_and_resume(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    args = Args(**TINY, total_timesteps=300, checkpoint_interval=200, checkpoint_buffer=True, save_model=True)
-    out = train(args)
-    run_dir = out["run_dir"]
-    assert out["global_step"] == 300
-    assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
-    assert out["lambda"] < args.lambda_init, "lambda tuning ran and moved lambda towards its target"
-    assert out["seconds_per_iteration"] > 0
-    assert os.path.isfile(f"{run_dir}/{args.exp_name}.sdac_model")
-    ckpt = torch.load(out["checkpoint"], weights_only=False)
-    assert ckpt["global_step"] == 200 and ckpt["buffer"]["size"] == 200 and ckpt["num_updates"] > 0
-    assert not glob.glob(f"{run_dir}/*.tmp"), "checkpoints are written to a temp file, then renamed"
-
-    keys = scalars(run_dir)
-    expected = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/policy_lr", "losses/qf1_values",
-                "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss",
-                "losses/lambda", "losses/rssm_ess", "losses/rssm_weight_std", "losses/rssm_q_mean", "losses/target_q", "eval/episodic_return"]  # fmt: skip
-    assert set(expected) <= set(keys), f"missing: {set(expected) - set(keys)}"
-
-    # "crash" after step 300: resume from the step-200 checkpoint, run on to 400 in the same run directory
-    resumed = train(dataclasses.replace(args, total_timesteps=400, resume=out["checkpoint"]))
-    assert resumed["run_dir"] == run_dir and resumed["global_step"] == 400
-    assert [step for step, _, _ in resumed["eval_history"]] == [100, 200, 300, 400], "history up to the checkpoint kept"
-    keys = scalars(run_dir)
-    for tag, steps in keys.items():  # events after the checkpoint were purged, then written once by the resumed run
-        assert steps == sorted(steps), f"{tag} has unordered steps after resume"
-        # one value per step, except episodes of several envs that end on the same step
-        most = args.num_envs if tag.startswith("charts/episodic") else 1
-        assert max(steps.count(s) for s in steps) <= most, f"{tag} has duplicated steps after resume"
-    assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
 
 
 def test_resume_without_buffer_refills_before_updating(tmp_path, monkeypatch, capsys):
@@ -87,7 +52,7 @@ def test_resume_without_buffer_refills_before_updating(tmp_path, monkeypatch, ca
     ],
 )
 def test_invalid_arguments_get_clear_errors(change, message):
-    with pytest.raises(SdacError, match=message.replace("(", r"\(")):
+    with pytest.raises(RunError, match=message.replace("(", r"\(")):
         validate_args(Args(**{**TINY, **change}))
 
 

@@ -12,8 +12,8 @@ import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
 SCRIPTS = pytest.mark.parametrize("script, error, extra", [
-    pytest.param(sdac, sdac.SdacError, ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"], id="sdac"),
-    pytest.param(sac, sac.SacError, [], id="sac")])  # fmt: skip
+    pytest.param(sdac, sdac.RunError, ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"], id="sdac"),
+    pytest.param(sac, sac.RunError, [], id="sac")])  # fmt: skip
 
 
 @SCRIPTS

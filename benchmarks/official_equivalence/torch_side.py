@@ -186,7 +186,7 @@ args = S.Args(diffusion_steps=T, num_candidates=N)
 lam = math.exp(float(J["log_alpha"]))
 with Inject() as inj:
     push_get_action(inj, J["ga_z"], J["ga_noise"], J["ga_expl"])
-    a = S.sample_actions(actor, qf, obs, sched, args, args.exploration_noise * torch.tensor(lam))
+    a = S.make_policy(sched, args)(actor, qf, obs, args.exploration_noise * torch.tensor(lam))
 cand = inj.seen[-1]  # the argument of the last randn_like: the picked candidates
 with Inject() as inj:  # the 32 candidates themselves and their min-Q
     inj.push("randn", J["ga_z"].transpose(1, 0, 2).reshape(B * N, ACT))
@@ -246,8 +246,9 @@ q_optimizer = S.make_optimizer(qf.parameters(), args.q_lr, args, device)
 actor_optimizer = S.make_optimizer(actor.parameters(), args.policy_lr, args, device)
 log_lam = torch.tensor(float(J["log_alpha"]), requires_grad=True)
 lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
-target_entropy = -args.target_entropy_scale * ACT
-update = S.make_update(actor, actor_ema, qf, qf_target, q_optimizer, actor_optimizer, sched, args)
+policy = S.make_policy(sched, args)
+update, update_lambda = S.make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_optimizer, actor_optimizer,
+                                      lam_optimizer, sched, args)
 data = S.Batch(obs, act, tt(J["d_reward"]), tt(J["d_next_obs"]), tt(J["d_done"].astype(np.float64)))
 
 rec = {}
@@ -273,17 +274,9 @@ for u in range(3):  # the body of train()'s gradient-step loop, with u = num_upd
             inj.push("randint", J[p + "t"])
             inj.push("randn_like", J[p + "noise1"])
             inj.push("randn_like", J[p + "noise2"])
-        if update_policy:
-            S.set_lr(actor_optimizer, S.policy_lr_at(u // args.policy_frequency, args))
-        st = update(data, lam_t, update_policy)
-    if u % args.target_network_frequency == 0:
-        S.soft_update(qf_target, qf, args.tau)
+        st = update(data, lam_t, u)  # critic, policy (with its lr) and EMA, target critics
     if u % args.lambda_update_interval == 0:
-        entropy = S.exploration_entropy(log_lam.exp(), ACT, args.exploration_noise)
-        lam_loss = log_lam * (entropy - target_entropy).detach()
-        lam_optimizer.zero_grad()
-        lam_loss.backward()
-        lam_optimizer.step()
+        update_lambda()
     cmp(f"6 u={u} next action a' (critic target)", rec["next_a"], J[p + "next_action"])
     q_backup = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * rec["next_q"]
     cmp(f"6 u={u} target r*0.2+(1-term)*0.99*minQtarg", q_backup, J[p + "q_backup"], "formula as in critic_loss")

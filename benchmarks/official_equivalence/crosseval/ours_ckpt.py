@@ -20,7 +20,7 @@ for path in sys.argv[1:]:
     torch.manual_seed(0)
     rets = []
     for k in range(5):
-        r, _ = S.evaluate(S.sample_actions, actor, qf, env, sched, args, scale, bias, device, seed=args.seed + 100_000 + 1000 * k)
+        r, _ = S.evaluate(lambda o: S.make_policy(sched, args)(actor, qf, o, 0.0), env, scale, bias, device, seed=args.seed + 100_000 + 1000 * k)
         rets.append(np.asarray(r))
     r = np.concatenate(rets)
     print(path.split("/")[-2], "step", ck["global_step"], f"100 eps: {r.mean():.1f} +- {r.std()/10:.1f} (sem), blocks",

@@ -66,7 +66,7 @@ for name in NAMES:
     torch.manual_seed(0)
     rets, lens, t0 = [], [], time.time()
     for k in range(BLOCKS):  # seeds as train() would pass them (args.seed + 100_000 + global_step), distinct per block
-        r, l = S.evaluate(S.sample_actions, actor, qf, eval_envs, sched, args, scale, bias, device,
+        r, l = S.evaluate(lambda o: S.make_policy(sched, args)(actor, qf, o, 0.0), eval_envs, scale, bias, device,
                           seed=args.seed + 100_000 + 1000 * k)
         rets.append(r), lens.append(l)
     rets, lens = np.concatenate(rets), np.concatenate(lens)

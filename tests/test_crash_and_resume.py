@@ -1,0 +1,63 @@
+"""A run of either RL script, "crashed" after its last checkpoint and resumed: the same run directory, the evaluation
+history up to the checkpoint kept, and logs with no step written twice. One test, parametrized over both scripts,
+each through its own copy of the code."""
+
+import dataclasses
+import glob
+import os
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import sac_continuous_action as sac
+import sdac_continuous_action as sdac
+
+COMMON = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, log_interval=20, eval_interval=100,
+              eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
+LOGGED = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/qf1_values", "losses/qf2_values",
+          "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss", "losses/target_q",
+          "eval/episodic_return", "eval/episodic_length"]  # fmt: skip
+
+
+def scalars(run_dir: str) -> dict[str, list[int]]:
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize(
+    "script, tiny, coefficient, logged",
+    [pytest.param(sdac, dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4, lambda_update_interval=10),
+                  "lambda", ["charts/policy_lr", "losses/lambda", "losses/rssm_ess", "losses/rssm_weight_std",
+                             "losses/rssm_q_mean"], id="sdac"),
+     pytest.param(sac, COMMON, "alpha", ["losses/alpha", "losses/alpha_loss", "losses/entropy"], id="sac")],
+)  # fmt: skip
+def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = script.Args(**tiny, total_timesteps=300, checkpoint_interval=200, checkpoint_buffer=True, save_model=True)
+    out = script.train(args)
+    run_dir = out["run_dir"]
+    assert out["global_step"] == 300
+    assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
+    initial = args.lambda_init if script is sdac else args.alpha_init
+    assert out[coefficient] < initial, f"{coefficient} tuning ran and moved it towards its target"
+    assert out["seconds_per_iteration"] > 0
+    assert os.path.isfile(f"{run_dir}/{args.exp_name}.{script.ALGORITHM.lower()}_model")
+    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    assert ckpt["global_step"] == 200 and ckpt["buffer"]["size"] == 200 and ckpt["num_updates"] > 0
+    assert not glob.glob(f"{run_dir}/*.tmp"), "checkpoints are written to a temp file, then renamed"
+    keys = scalars(run_dir)
+    assert set(LOGGED + logged) <= set(keys), f"missing: {set(LOGGED + logged) - set(keys)}"
+
+    # "crash" after step 300: resume from the step-200 checkpoint, run on to 400 in the same run directory
+    resumed = script.train(dataclasses.replace(args, total_timesteps=400, resume=out["checkpoint"]))
+    assert resumed["run_dir"] == run_dir and resumed["global_step"] == 400
+    assert [step for step, _, _ in resumed["eval_history"]] == [100, 200, 300, 400], "history up to the checkpoint kept"
+    keys = scalars(run_dir)
+    for tag, steps in keys.items():  # events after the checkpoint were purged, then written once by the resumed run
+        assert steps == sorted(steps), f"{tag} has unordered steps after resume"
+        # one value per step, except episodes of several envs that end on the same step
+        most = args.num_envs if tag.startswith("charts/episodic") else 1
+        assert max(steps.count(s) for s in steps) <= most, f"{tag} has duplicated steps after resume"
+    assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
