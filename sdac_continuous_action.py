@@ -163,7 +163,6 @@ class Args:
     """also print every finished training episode (they always go to TensorBoard: charts/episodic_return)"""
 
 
-
 ALGORITHM = "SDAC"  # in messages, checkpoint formats and saved-model names
 # what validate_args (in the plumbing) checks each option against
 BOUNDS = (
