@@ -632,8 +632,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
 # =====================================================================================================================
 # Plumbing: environments, input checks, the replay buffer, checkpoints, evaluation, logging and the command line.
-# The same, line for line, in sdac_continuous_action.py and sac_continuous_action.py (tests/test_plumbing.py keeps
-# it so); what differs between them is above this line.
+# The same, line for line, in sdac_, sac_ and dpmd_continuous_action.py (tests/test_plumbing.py keeps it so); what
+# differs between them is above this line.
 
 
 class RunError(Exception):

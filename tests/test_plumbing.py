@@ -1,6 +1,6 @@
-"""The two RL scripts share their plumbing line for line, so that `diff sdac_continuous_action.py
-sac_continuous_action.py` shows only the algorithm, and the copies cannot drift apart again. Each script reads in the
-order a learner needs: arguments, the algorithm, the training loop, then the plumbing."""
+"""The RL scripts share their plumbing line for line, so that a diff of any two (sdac_, sac_, dpmd_continuous_action.py)
+shows only the algorithm, and the copies cannot drift apart again. Each script reads in the order a learner needs:
+arguments, the algorithm, the training loop, then the plumbing."""
 
 import difflib
 import os
@@ -8,7 +8,7 @@ import os
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ["sdac_continuous_action.py", "sac_continuous_action.py"]
+SCRIPTS = ["sdac_continuous_action.py", "sac_continuous_action.py", "dpmd_continuous_action.py"]
 RULE = "# " + "=" * 117
 SECTIONS = ["class Args:", RULE + "\n# The algorithm:", RULE + "\n# Training loop", "\ndef train(", RULE + "\n# Plumbing:"]
 
@@ -32,11 +32,12 @@ def test_sections_come_in_the_order_a_learner_needs(name):
     assert all(text.count(marker) == 1 for marker in SECTIONS[1:]), "each section header once"
 
 
-def test_plumbing_is_identical_in_both_scripts():
-    sdac, sac = (plumbing(read(name)) for name in SCRIPTS)
-    if sdac != sac:
-        diff = difflib.unified_diff(sdac.splitlines(), sac.splitlines(), *SCRIPTS, lineterm="", n=1)
-        pytest.fail("the plumbing differs between the scripts (edit both, or move the line above the plumbing):\n"
+@pytest.mark.parametrize("other", SCRIPTS[1:])
+def test_plumbing_is_identical_in_every_script(other):
+    sdac, copy = plumbing(read(SCRIPTS[0])), plumbing(read(other))
+    if sdac != copy:
+        diff = difflib.unified_diff(sdac.splitlines(), copy.splitlines(), SCRIPTS[0], other, lineterm="", n=1)
+        pytest.fail("the plumbing differs between the scripts (edit all, or move the line above the plumbing):\n"
                     + "\n".join(list(diff)[:40]))  # fmt: skip
     assert len(sdac.splitlines()) > 300, "the plumbing section holds envs, replay, checkpoints, evaluation, logging"
 

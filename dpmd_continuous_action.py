@@ -1,0 +1,1160 @@
+# Diffusion Policy Mirror Descent (DPMD), single file: the other algorithm of reweighted score matching (RSM), beside
+# SDAC. Paper: Ma et al., "Efficient Online Reinforcement Learning for Diffusion Policy" (ICML 2025, the later
+# version of the SDAC paper); this file follows the authors' code (relax/algorithm/dpmd.py at a50cf41).
+# A diffusion policy eps_theta(a_t, s, t) moved by mirror descent towards pi_k(a|s) exp(Q(s, a) / lambda): denoising
+# score matching on the current policy's own actions, each weighted by exp(Q / lambda). No reverse sampling, no
+# backpropagation through the chain. SDAC's critic, sampler, lambda rule and plumbing.
+# Read top to bottom: the arguments; the algorithm (schedules, networks, sampler, weighted DSM, one update); the
+# training loop; then the plumbing (envs, replay, checkpoints, evaluation, logging), shared with the other scripts.
+import math
+import os
+import random
+import signal
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from functools import partial
+from typing import Callable, Literal, NamedTuple, Optional, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+# gymnasium warns on every -v4 env that a -v5 exists; the paper's results are on -v4, so that choice is ours, not the
+# user's business. Filtered before anything prints, so that a user error stays one line.
+warnings.filterwarnings("ignore", message=r".*The environment \S+ is out of date", category=DeprecationWarning)
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    track: bool = False
+    """log to Weights & Biases as CleanRL does (project, entity, run name, config; the TensorBoard logs synced)"""
+    wandb_project_name: str = "sdac"
+    """the wandb project"""
+    wandb_entity: Optional[str] = None
+    """the wandb entity (team); None: your default"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU"""
+    save_model: bool = False
+    """save the final weights to `runs/{run_name}/{exp_name}.dpmd_model`"""
+    capture_video: bool = False
+    """write each evaluation's first episode as an MP4 to videos/{run_name}/ (MuJoCo renders off-screen: EGL or
+    OSMesa where there is no display, chosen by MUJOCO_GL)"""
+    eval_only: bool = False
+    """no training: evaluate the policy in --load-model for --eval-episodes episodes, then exit"""
+    load_model: Optional[str] = None
+    """with --eval-only: a saved model (--save-model) or a checkpoint, whose own hyperparameters are used"""
+    checkpoint_interval: int = 50_000
+    """write the full training state every this many env steps (0: never); a crash loses at most this many, and
+    Ctrl-C or SIGTERM writes one before it stops"""
+    checkpoint_buffer: bool = False
+    """also put the replay buffer in checkpoints (large: up to buffer_size transitions)"""
+    resume: Optional[str] = None
+    """path of a checkpoint to continue from, with its hyperparameters (only a changed total, logging, evaluation,
+    checkpoint or device option may follow)"""
+    compile: bool = False
+    """torch.compile the update steps (forward, backward, optimiser step) and the action sampler"""
+    cudagraphs: bool = False
+    """also capture them in CUDA graphs (torch.compile mode "reduce-overhead"; needs CUDA)"""
+    tf32: bool = False
+    """allow TF32 matmuls on Ampere and later GPUs (faster, about 1e-3 relative precision)"""
+
+    # Environment and data
+    env_id: str = "Ant-v4"
+    """the id of the environment (a gymnasium env with a bounded Box action space)"""
+    total_timesteps: int = 1_000_000
+    """total environment steps, summed over the parallel envs"""
+    num_envs: int = 5
+    """parallel envs; one iteration = one vector step + `gradient_steps` updates (official: 5 envs, 1 update)"""
+    gradient_steps: int = 1
+    """gradient steps per iteration (update-to-data ratio = gradient_steps / num_envs)"""
+    buffer_size: int = 1_000_000
+    """the replay memory buffer size"""
+    learning_starts: int = 30_000
+    """env steps of uniform random actions before learning starts, counted inside total_timesteps (the authors
+    collect them before theirs: --total-timesteps 1030000 matches their 1M-step run)"""
+    batch_size: int = 256
+    """the batch size of samples from the replay memory"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    reward_scale: float = 0.2
+    """rewards are multiplied by this in the critic target (official code: 0.2)"""
+
+    # Critic (SDAC's: a' best of N with noise, no entropy term)
+    q_lr: float = 3e-4
+    """the learning rate of the twin critics"""
+    critic_double_step: bool = True
+    """two Adam steps per update with the same gradients, as the authors' code does (algorithm/dpmd.py:123-125 and
+    182-183); False: one"""
+    tau: float = 0.005
+    """target critic and EMA policy smoothing coefficient"""
+    target_network_frequency: int = 2
+    """iterations between target critic updates (official code: with every policy update)"""
+
+    # Diffusion policy
+    diffusion_steps: int = 20
+    """T, the number of diffusion steps"""
+    beta_schedule: Literal["cosine", "linear", "vp"] = "linear"
+    """noise schedule: linear (authors' code: 0.8 * linspace(1e-4, 0.999, T)), cosine (paper's text), vp"""
+    linear_beta_scale: float = 0.8
+    """scale of the linear schedule's betas"""
+    x_T_scale: float = 0.5
+    """std of x_T at the start of reverse sampling (official code: 0.5; paper: 1.0)"""
+    num_candidates: int = 32
+    """N: actions sampled per state when acting and in the target; the best by min(Q1, Q2) is kept (1: no best-of-N)"""
+    q_normalization: Literal["authors", "standardised"] = "authors"
+    """the Q in the weights: authors: q - running_mean / running_std, as written in their code (algorithm/dpmd.py:132;
+    by precedence only the mean is divided); standardised: (q - running_mean) / running_std"""
+    q_clip: float = 3.0
+    """the normalised Q is clipped to [-q_clip, q_clip] before exp(. / lambda) (authors' code: 3)"""
+    q_stats_rate: float = 0.001
+    """EMA rate of the running mean and std of min(Q1, Q2) on the policy's samples (authors' code: 0.001)"""
+    policy_lr: float = 3e-4
+    """the learning rate of the noise network"""
+    policy_lr_end: float = 3e-5
+    """with anneal_lr, the policy learning rate after the decay"""
+    anneal_lr: bool = True
+    """policy lr: policy_lr for policy_lr_decay_begin policy updates, then linear to policy_lr_end over policy_lr_decay_steps (authors' code)"""
+    policy_lr_decay_begin: int = 25_000
+    """policy updates (not env steps) before the policy lr starts to fall"""
+    policy_lr_decay_steps: int = 50_000
+    """policy updates over which the policy lr falls linearly to policy_lr_end"""
+    policy_frequency: int = 2
+    """iterations between policy updates (delayed update, algorithm/dpmd.py:184)"""
+    ema: bool = True
+    """act and evaluate with an EMA copy of the noise network (authors' code, algorithm/dpmd.py:235-237); else with
+    the online one. The actions inside the update always come from the online one (dpmd.py:110)"""
+
+    # Entropy coefficient lambda (SDAC's rule, algorithm/dpmd.py:146-149)
+    lambda_init: float = 5.0
+    """initial lambda (official code's scale)"""
+    lambda_tuning: Literal["entropy", "linear", "fixed"] = "entropy"
+    """entropy: Adam on log lambda so the exploration-noise entropy tracks -target_entropy_scale * d (official code); linear: lambda <- lambda - lambda_lr * (lambda - lambda_target) (paper); fixed"""
+    lambda_lr: float = 7e-3
+    """learning rate of lambda tuning"""
+    lambda_update_interval: int = 250
+    """iterations between lambda updates"""
+    target_entropy_scale: float = 0.9
+    """entropy tuning target: H = -target_entropy_scale * action_dim"""
+    lambda_target: float = 1.0
+    """the lambda that `--lambda-tuning linear` pulls towards"""
+    exploration_noise: float = 0.1
+    """std of the Gaussian noise added to actions = exploration_noise * lambda"""
+    clip_noisy_actions: bool = False
+    """clip actions to [-1, 1] after the exploration noise (authors' code: not clipped; MuJoCo clamps controls to their range)"""
+
+    # Logging and evaluation
+    log_interval: int = 500
+    """env steps between loss logs (and the non-finite check, the only host sync of the training step)"""
+    eval_interval: int = 50_000
+    """env steps between evaluations (authors' code: total/20 = 50k of 1M); 0: only at the end"""
+    eval_episodes: int = 20
+    """evaluation episodes, run at once in parallel envs (noise-free, EMA policy, best-of-N)"""
+    progress_seconds: float = 30.0
+    """wall-clock seconds between status lines (step/total, recent SPS, last evaluation, ETA); 0: every log_interval"""
+    print_episodes: bool = False
+    """also print every finished training episode (they always go to TensorBoard: charts/episodic_return)"""
+
+
+ALGORITHM = "DPMD"  # in messages, checkpoint formats and saved-model names
+# what validate_args (in the plumbing) checks each option against
+BOUNDS = (
+    [(name, ">= 1") for name in ("total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size",
+                                 "diffusion_steps", "num_candidates", "policy_frequency",
+                                 "target_network_frequency", "lambda_update_interval", "log_interval", "eval_episodes",
+                                 "policy_lr_decay_steps")]
+    + [(name, ">= 0") for name in ("learning_starts", "checkpoint_interval", "eval_interval", "progress_seconds",
+                                   "exploration_noise", "policy_lr_decay_begin", "policy_lr_end", "lambda_lr")]
+    + [(name, "> 0") for name in ("q_lr", "policy_lr", "lambda_init", "lambda_target", "x_T_scale", "linear_beta_scale",
+                                  "reward_scale", "q_clip", "q_stats_rate")]
+    + [("linear_beta_scale", "< 1.001")]  # so that every beta_t < 1 (the linear betas reach 0.999 * scale)
+)  # fmt: skip
+# options added since the checkpoint format: the values older checkpoints ran with (none yet)
+OLDER_CHECKPOINT_ARGS: dict = {}
+
+
+# =====================================================================================================================
+# The algorithm: noise schedules -> networks -> reverse sampling (acting) -> weighted DSM -> one update
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Noise schedules: beta_t, alpha_t = 1 - beta_t, abar_t = prod_{l<=t} alpha_l, for t = 1..T
+# (tensors are indexed by i = t - 1)
+
+
+class Schedule(NamedTuple):
+    betas: torch.Tensor
+    alphas: torch.Tensor
+    abar: torch.Tensor  # abar_t
+    abar_prev: torch.Tensor  # abar_{t-1}, with abar_0 = 1
+    posterior_mean_coef1: torch.Tensor  # coefficient of x0 in the mean of q(x_{t-1} | x_t, x0)
+    posterior_mean_coef2: torch.Tensor  # coefficient of x_t
+    posterior_var: torch.Tensor  # variance of q(x_{t-1} | x_t, x0)
+
+
+def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu") -> Schedule:
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    if kind == "cosine":  # Nichol & Dhariwal: abar_t = f(t) / f(0)
+        s = 0.008
+        f = lambda u: torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+        betas = (1 - f(t) / f(t - 1)).clamp(max=0.999)
+    elif kind == "linear":  # official code
+        betas = linear_beta_scale * torch.linspace(1e-4, 0.999, T, dtype=torch.float64)
+    elif kind == "vp":  # discretised variance-preserving SDE, b_min = 0.1, b_max = 10
+        b_min, b_max = 0.1, 10.0
+        betas = 1 - torch.exp(-b_min / T - (b_max - b_min) * (2 * t - 1) / (2 * T**2))
+    else:
+        raise RunError(f"unknown beta schedule {kind!r}")
+    alphas = 1 - betas
+    abar = torch.cumprod(alphas, 0)
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    sched = Schedule(
+        betas,
+        alphas,
+        abar,
+        abar_prev,
+        betas * abar_prev.sqrt() / (1 - abar),
+        (1 - abar_prev) * alphas.sqrt() / (1 - abar),
+        betas * (1 - abar_prev) / (1 - abar),
+    )
+    return Schedule(*(x.float().to(device) for x in sched))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Networks: eps_theta(a_t, s, t) = MLP(concat[s, a_t, emb(t)]) and twin critics, 3 x 256 with mish
+
+
+def haiku_init_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
+    """Haiku's Linear init, as in the authors' code: W ~ normal(0, sigma^2) truncated at +-2 sigma,
+    sigma = 1/sqrt(fan_in), and b = 0 (haiku/_src/basic.py, Linear; initializers.TruncatedNormal)."""
+    sigma = 1 / math.sqrt(fan_in)
+    nn.init.trunc_normal_(weight, std=sigma, a=-2 * sigma, b=2 * sigma)
+    nn.init.zeros_(bias)
+
+
+def linear(in_dim: int, out_dim: int) -> nn.Linear:
+    layer = nn.Linear(in_dim, out_dim)
+    haiku_init_(layer.weight, layer.bias, in_dim)
+    return layer
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 256, layers: int = 3) -> nn.Sequential:
+    mods, d = [], in_dim
+    for _ in range(layers):
+        mods += [linear(d, hidden), nn.Mish()]
+        d = hidden
+    return nn.Sequential(*mods, linear(d, out_dim))
+
+
+class TimeEmbedding(nn.Module):
+    """The authors' time embedding (network/blocks.py:190-229): the step index t = 0..T-1 times
+    10000^(-j/8), j = 0..7, sin and cos, times 1/sqrt(16); then Linear(32) -> mish -> Linear(16)."""
+
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        half = dim // 2
+        self.register_buffer("freqs", 10000.0 ** (-torch.arange(half) / half), persistent=False)
+        self.scale = 1 / math.sqrt(dim)
+        self.net = nn.Sequential(linear(dim, 2 * dim), nn.Mish(), linear(2 * dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        x = t.float()[:, None] * self.freqs
+        return self.net(torch.cat([x.sin(), x.cos()], -1) * self.scale)
+
+
+class NoiseNetwork(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.act_dim = act_dim
+        self.time_emb = TimeEmbedding(16)
+        self.net = mlp(obs_dim + act_dim + 16, act_dim)
+
+    def forward(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, a_t, self.time_emb(t)], -1))
+
+
+class BatchedLinear(nn.Module):
+    """n independent linear layers in one batched matmul, [n, B, in] -> [n, B, out]; haiku's init per member."""
+
+    def __init__(self, n: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim))
+        haiku_init_(self.weight, self.bias, in_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class TwinQNetwork(nn.Module):
+    """The twin critics Q1, Q2 (independent weights), evaluated in one batched call: returns [2, B]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 3):
+        super().__init__()
+        dims = [obs_dim + act_dim] + [hidden] * layers
+        mods = [m for i, o in zip(dims[:-1], dims[1:]) for m in (BatchedLinear(2, i, o), nn.Mish())]
+        self.net = nn.Sequential(*mods, BatchedLinear(2, hidden, 1))
+
+    def forward(self, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, a], -1)
+        return self.net(x.expand(2, *x.shape)).squeeze(-1)
+
+
+def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return qf(obs, a).min(0).values
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reverse diffusion (eq. 6, DDPM form) and acting with best-of-N
+
+
+@torch.no_grad()
+def reverse_diffusion(eps_fn: Callable, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
+    """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1]."""
+    B, T = obs.shape[0], sched.betas.shape[0]
+    x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
+    for i in reversed(range(T)):
+        eps = eps_fn(obs, x, torch.full((B,), i, device=obs.device))
+        x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-1, 1)
+        x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
+        if i > 0:  # no noise at the last step
+            x = x + sched.posterior_var[i].sqrt() * torch.randn_like(x)
+    return x.clamp(-1, 1)
+
+
+@torch.no_grad()
+def sample_actions(actor, qf, obs, noise_std: torch.Tensor | float, sched: Schedule, num_candidates: int,
+                   x_T_scale: float, clip: bool = False) -> torch.Tensor:  # fmt: skip
+    """Best of N reverse-diffusion samples by min(Q1, Q2), plus N(0, noise_std^2) exploration noise added after
+    the pick and not clipped, as the authors' code does (network/diffv2.py:55-62), unless `clip`."""
+    B, N, act_dim = obs.shape[0], num_candidates, actor.act_dim
+    obs_rep = obs.repeat_interleave(N, 0)  # [B*N, obs_dim]
+    cand = reverse_diffusion(actor, obs_rep, sched, act_dim, x_T_scale)
+    if N > 1:
+        best = min_q(qf, obs_rep, cand).view(B, N).argmax(1)
+        cand = cand.view(B, N, act_dim)[torch.arange(B, device=obs.device), best]
+    noisy = cand + noise_std * torch.randn_like(cand)
+    return noisy.clamp(-1, 1) if clip else noisy
+
+
+def make_policy(sched: Schedule, args: Args) -> Callable:
+    """The policy, built once: policy(actor, qf, obs, noise_std) = sample_actions with this run's N and x_T scale."""
+    return partial(sample_actions, sched=sched, num_candidates=args.num_candidates, x_T_scale=args.x_T_scale,
+                   clip=args.clip_noisy_actions)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Weighted denoising score matching: the mirror-descent step towards pi_k(a|s) exp(Q(s, a) / lambda)
+
+
+def q_weights(q, running_mean, running_std, lam, clip: float, normalization: str):
+    """The weight of each of the policy's actions, exp(clip(z, -clip, clip) / lambda), z the normalised Q
+    (algorithm/dpmd.py:130-134). normalization "authors" is their expression as written, z = q - running_mean /
+    running_std (by precedence the mean alone is divided by the std); "standardised" is (q - running_mean) /
+    running_std. Returns the weights and z before the clip."""
+    z = q - running_mean / running_std if normalization == "authors" else (q - running_mean) / running_std
+    return torch.exp(z.clamp(-clip, clip) / lam), z
+
+
+def weighted_dsm_loss(eps_fn, obs, a0, t_idx, sched, w):
+    """Denoising score matching (eq. 5 in noise form) on actions a0, each weighted by w: the mean over the B*d entries
+    of w (eps_theta(sqrt(abar_t) a0 + sqrt(1 - abar_t) eps, s, t) - eps)^2 (utils/diffusion.py:136-145). With a0 from
+    pi_k and w = exp(Q / lambda), its minimiser is the noised score of pi_k exp(Q / lambda), normalised."""
+    abar = sched.abar[t_idx][:, None]
+    eps = torch.randn_like(a0)
+    pred = eps_fn(obs, abar.sqrt() * a0 + (1 - abar).sqrt() * eps, t_idx)
+    return (w[:, None] * (pred - eps) ** 2).mean()
+
+
+def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: float) -> torch.Tensor:
+    """Entropy proxy of the policy: that of the Gaussian exploration noise, d/2 log(2 pi e sigma^2)."""
+    sigma = exploration_noise * lam
+    return 0.5 * act_dim * torch.log(2 * math.pi * math.e * sigma**2)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One update (algorithm/dpmd.py:90-205): critic, policy (weighted DSM), target critics and EMA policy, lambda
+
+
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau online, all parameters in one fused call."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+def policy_lr_at(policy_updates: int, lr: float, lr_end: float, decay_begin: int, decay_steps: int) -> float:
+    """The authors' policy lr (algorithm/dpmd.py:57-63, optax.linear_schedule counted in policy updates): lr for the
+    first decay_begin policy updates, then linear to lr_end over decay_steps, then lr_end."""
+    frac = min(max(policy_updates - decay_begin, 0) / decay_steps, 1.0)
+    return lr + frac * (lr_end - lr)
+
+
+def make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_stats, q_optimizer, actor_optimizer, lam_optimizer,
+                sched: Schedule, args: Args):  # fmt: skip
+    """DPMD's update as two functions, in the authors' order (algorithm/dpmd.py:90-205). update(batch, lambda, u), for
+    update number u = 0, 1, ...: a' = best of N with noise from the online policy at s' (dpmd.py:110); the critic
+    step (SDAC's target, no entropy term); min(Q1, Q2)(s', a') with the critics after that step (dpmd.py:130); at every
+    policy_frequency-th u the policy step, weighted DSM on the a' themselves (dpmd.py:129-141), and the EMA policy;
+    with critic_double_step, the critics' second Adam step with the same gradients (dpmd.py:182-183); at every
+    target_network_frequency-th u the target critics; every u, the running mean and std of that min Q (q_stats,
+    dpmd.py:191-192). Statistics come back as tensors (no host sync); under --compile the losses and optimiser steps
+    are compiled. update_lambda() is SDAC's lambda rule (dpmd.py:146-149)."""
+    act_dim, target_entropy = actor.act_dim, -args.target_entropy_scale * actor.act_dim
+
+    def critic_loss(data: Batch, lam: torch.Tensor):
+        # policy evaluation: a' by reverse diffusion as when acting, target from the target critics
+        with torch.no_grad():
+            next_a = policy(actor, qf, data.next_obs, args.exploration_noise * lam)
+            next_q = min_q(qf_target, data.next_obs, next_a)
+            next_q_value = args.reward_scale * data.rewards + (1 - data.terminations) * args.gamma * next_q
+        qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2
+        assert qf_a_values.shape == (2, *next_q_value.shape) and next_q_value.dim() == 1
+        qf_losses = ((qf_a_values - next_q_value) ** 2).mean(1)
+        return qf_losses.sum(), next_a, dict(qf1_values=qf_a_values[0].detach().mean(), qf2_values=qf_a_values[1].detach().mean(),
+                                             qf1_loss=qf_losses[0].detach(), qf2_loss=qf_losses[1].detach(),
+                                             qf_loss=qf_losses.detach().mean(), target_q=next_q.mean())  # fmt: skip
+
+    def actor_loss(data: Batch, next_a: torch.Tensor, q: torch.Tensor, lam: torch.Tensor):
+        # mirror descent: the policy's own actions a' (unclipped, as the env would get them), weighted by exp(Q / lambda)
+        w, z = q_weights(q, q_stats[0], q_stats[1], lam, args.q_clip, args.q_normalization)
+        t_idx = torch.randint(0, sched.betas.shape[0], (next_a.shape[0],), device=next_a.device)
+        loss = weighted_dsm_loss(actor, data.next_obs, next_a, t_idx, sched, w)
+        # dpmd_weight_clip_frac: the share of samples whose normalised Q sits at the clip (their weights are all equal)
+        return loss, dict(actor_loss=loss.detach(), dpmd_weight_mean=w.mean(), dpmd_weight_std=w.std(correction=0),
+                          dpmd_weight_clip_frac=(z.abs() >= args.q_clip).float().mean(), dpmd_z_mean=z.mean())
+
+    q_step, actor_step = q_optimizer.step, actor_optimizer.step
+    if args.compile or args.cudagraphs:
+        mode = "reduce-overhead" if args.cudagraphs else None
+        critic_loss, actor_loss = torch.compile(critic_loss, mode=mode), torch.compile(actor_loss, mode=mode)
+        q_step, actor_step = torch.compile(q_step, mode=mode), torch.compile(actor_step, mode=mode)
+
+    def update(data: Batch, lam: torch.Tensor, u: int) -> dict[str, torch.Tensor]:
+        if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we clone them below)
+            torch.compiler.cudagraph_mark_step_begin()
+        update_policy = u % args.policy_frequency == 0
+        if update_policy and args.anneal_lr:  # the policy lr is counted in policy updates
+            set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, args.policy_lr, args.policy_lr_end,
+                                                 args.policy_lr_decay_begin, args.policy_lr_decay_steps))  # fmt: skip
+        loss, next_a, stats = critic_loss(data, lam)
+        q_optimizer.zero_grad()
+        loss.backward()
+        q_step()
+        with torch.no_grad():  # the weights' Q: the critics after their first step
+            q = min_q(qf, data.next_obs, next_a)
+        if update_policy:
+            loss, actor_stats = actor_loss(data, next_a, q, lam)
+            actor_optimizer.zero_grad()
+            loss.backward()
+            actor_step()
+            soft_update(actor_ema, actor, args.tau)
+            stats = {**stats, **actor_stats}
+        if args.critic_double_step:
+            q_step()
+        if u % args.target_network_frequency == 0:
+            soft_update(qf_target, qf, args.tau)
+        with torch.no_grad():
+            q_stats.lerp_(torch.stack([q.mean(), q.std(correction=0)]), args.q_stats_rate)
+        stats = {**stats, "dpmd_q_running_mean": q_stats[0].clone(), "dpmd_q_running_std": q_stats[1].clone()}
+        return {k: v.clone() for k, v in stats.items()} if args.cudagraphs else stats
+
+    def update_lambda() -> None:
+        # entropy: Adam on log lambda towards the target entropy of the exploration noise (authors' code); linear: the
+        # paper's lambda <- lambda - lambda_lr (lambda - lambda_target); fixed: nothing
+        if args.lambda_tuning == "entropy":
+            entropy = exploration_entropy(log_lam.exp(), act_dim, args.exploration_noise)
+            lam_loss = log_lam * (entropy - target_entropy).detach()
+            lam_optimizer.zero_grad()
+            lam_loss.backward()
+            lam_optimizer.step()
+        elif args.lambda_tuning == "linear":
+            with torch.no_grad():
+                lam = log_lam.exp()
+                log_lam.copy_((lam - args.lambda_lr * (lam - args.lambda_target)).clamp(min=1e-6).log())
+
+    return update, update_lambda
+
+
+def saved_policy(saved: dict, args: Args, obs_dim: int, act_dim: int, scale, device) -> Callable:
+    """--eval-only: the noise-free policy of a saved run, obs -> action: the policy it acted with (EMA or online),
+    best of N ranked by its critics."""
+    actor, qf = NoiseNetwork(obs_dim, act_dim).to(device), TwinQNetwork(obs_dim, act_dim).to(device)
+    actor.load_state_dict(saved["actor_ema"] if args.ema else saved["actor"])
+    qf.load_state_dict(saved["qf"])
+    policy = make_policy(make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device), args)
+    return lambda obs: policy(actor, qf, obs, 0.0)
+
+
+# =====================================================================================================================
+# Training loop
+
+
+def train(args: Args, stop: Sequence[str] = ()) -> dict:
+    """One run. `stop` turns non-empty when the run should stop early (stop_on_signals fills it): the iteration in
+    progress finishes, a checkpoint is written, and the run returns with the command that resumes it."""
+    scale, bias, ckpt = check_run(args)  # bad input fails here, before anything is written
+    run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+    # env setup
+    envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
+    eval_envs = make_vector_env([make_env(args.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
+    obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
+
+    # the noise network eps_theta and its EMA copy, the twin critics and their targets, lambda, the Q statistics
+    actor = NoiseNetwork(obs_dim, act_dim).to(device)
+    actor_ema = NoiseNetwork(obs_dim, act_dim).to(device)
+    qf = TwinQNetwork(obs_dim, act_dim).to(device)
+    qf_target = TwinQNetwork(obs_dim, act_dim).to(device)
+    actor_ema.load_state_dict(actor.state_dict())
+    qf_target.load_state_dict(qf.state_dict())
+    log_lam = torch.tensor(math.log(args.lambda_init), device=device, requires_grad=True)
+    q_optimizer = make_optimizer(qf.parameters(), args.q_lr, args, device)
+    actor_optimizer = make_optimizer(actor.parameters(), args.policy_lr, args, device)
+    lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
+    q_stats = torch.tensor([0.0, 1.0], device=device)  # running mean and std of min Q (algorithm/dpmd.py:78-79)
+    sched = make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
+    policy = make_policy(sched, args)
+    update, update_lambda = make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_stats, q_optimizer,
+                                        actor_optimizer, lam_optimizer, sched, args)  # fmt: skip
+    act = policy  # acting and evaluation
+    if args.compile or args.cudagraphs:
+        act = torch.compile(policy, mode="reduce-overhead" if args.cudagraphs else None)
+    acting_actor = actor_ema if args.ema else actor  # the authors act and evaluate with the EMA policy
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+
+    # what a checkpoint holds, by name (save_checkpoint and restore_checkpoint both read this one mapping)
+    state = dict(actor=actor, actor_ema=actor_ema, qf=qf, qf_target=qf_target, log_lam=log_lam, q_stats=q_stats,
+                 q_optimizer=q_optimizer, actor_optimizer=actor_optimizer, lam_optimizer=lam_optimizer, buffer=rb)  # fmt: skip
+    global_step, iteration, num_updates, eval_history = restore_checkpoint(ckpt, state, args) if ckpt else (0, 0, 0, [])
+    headline = f"DPMD on {args.env_id}: N={args.num_candidates}, T={args.diffusion_steps}"
+    log = RunLog(args, run_name, global_step, ckpt is not None, headline, device)
+    num_iterations = math.ceil(args.total_timesteps / args.num_envs)
+    timer, finite = Timer(num_iterations, device), FiniteCheck(device, args.resume, global_step)
+    metrics: dict[str, torch.Tensor] = {}
+
+    # start the game
+    obs, _ = envs.reset(seed=args.seed + global_step)
+    for iteration in range(iteration + 1, num_iterations + 1):
+        global_step += args.num_envs
+        lam = log_lam.detach().exp()
+
+        # act (uniform random during warm-up, then best of N with exploration noise), step, store
+        if global_step <= args.learning_starts:
+            actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
+        else:
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            actions = act(acting_actor, qf, obs_t, args.exploration_noise * lam).cpu().numpy()
+            finite.check(f"action at global step {global_step}: the networks diverged", not np.isfinite(actions).all())
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
+        log.episodes(infos, global_step)
+        # the true final observation as s'; done = terminated (bootstrap through truncation)
+        rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)
+        obs = next_obs
+
+        # training (a run resumed without its buffer first refills learning_starts transitions, acting with the policy)
+        if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
+            timer.training_iteration(iteration)
+            for _ in range(args.gradient_steps):
+                # u counts updates from 0: the policy, the targets and lambda step at u = 0 and at every multiple of
+                # their interval, as in the authors' code (algorithm/dpmd.py:159-189)
+                u, num_updates = num_updates, num_updates + 1
+                stats = update(rb.sample(args.batch_size), lam, u)
+                finite.watch(stats)
+                metrics.update(stats)
+                if u % args.lambda_update_interval == 0:
+                    update_lambda()
+            if crossed(global_step, args.log_interval, args.num_envs):
+                finite.check_losses(global_step)
+                log.scalars("losses", {**metrics, "lambda": log_lam.detach().exp()}, global_step)
+                log.scalars("charts", {"policy_lr": actor_optimizer.param_groups[0]["lr"]}, global_step)
+
+        if crossed(global_step, args.log_interval, args.num_envs):
+            log.interval(global_step)
+
+        if crossed(global_step, args.eval_interval, args.num_envs) or iteration == num_iterations:
+            finite.check(f"loss before evaluation at global step {global_step}")
+            with timer.paused():
+                frames = [] if args.capture_video else None
+                returns, lengths = evaluate(lambda o: act(acting_actor, qf, o, 0.0), eval_envs, scale, bias, device,
+                                            seed=args.seed + 100_000 + global_step, frames=frames)  # fmt: skip
+                eval_history.append((global_step, float(returns.mean()), float(returns.std())))
+                log.evaluation(global_step, returns, lengths, frames, eval_envs.metadata["render_fps"])
+
+        if crossed(global_step, args.checkpoint_interval, args.num_envs) or stop:
+            finite.check(f"loss before the checkpoint at global step {global_step}")
+            counters = dict(global_step=global_step, iteration=iteration, num_updates=num_updates, eval_history=eval_history)
+            finite.last_checkpoint = save_checkpoint(f"{log.run_dir}/checkpoint.pt", args, run_name, state, counters)
+        if stop:
+            print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
+                  f"  python {__file__} --resume {finite.last_checkpoint}", flush=True)
+            break
+
+    finite.check_losses(global_step)
+    if args.save_model and not stop:
+        save_model(f"{log.run_dir}/{args.exp_name}.dpmd_model", args, state)
+    envs.close()
+    eval_envs.close()
+    log.close()
+    return {"run_dir": log.run_dir, "global_step": global_step, "eval_history": eval_history,
+            "checkpoint": finite.last_checkpoint, "lambda": log_lam.exp().item(),
+            "seconds_per_iteration": timer.per_iteration(iteration)}  # fmt: skip
+
+
+# =====================================================================================================================
+# Plumbing: environments, input checks, the replay buffer, checkpoints, evaluation, logging and the command line.
+# The same, line for line, in sdac_, sac_ and dpmd_continuous_action.py (tests/test_plumbing.py keeps it so); what
+# differs between them is above this line.
+
+
+class RunError(Exception):
+    """An error that ends the run with one line and no traceback: bad input, an unusable checkpoint, a diverged run."""
+
+
+def make_env(env_id: str, render: bool = False):
+    def thunk():
+        return gym.make(env_id, render_mode="rgb_array") if render else gym.make(env_id)
+
+    return thunk
+
+
+def make_vector_env(env_fns) -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: when an episode ends, `next_obs` is already the reset observation and the true
+    # final observation is in infos["final_obs"]; every vector step then yields num_envs real transitions.
+    envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def final_observations(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The true s' of each sub-env: the final observation where an episode just ended (SAME_STEP mode)."""
+    real_next_obs = next_obs.copy()
+    if "_final_obs" in infos:
+        for i in np.flatnonzero(infos["_final_obs"]):
+            real_next_obs[i] = infos["final_obs"][i]
+    return real_next_obs
+
+
+def finished_episodes(infos: dict) -> list[tuple[float, int]]:
+    """(return, length) of every episode that ended on this step, in any sub-env."""
+    if "_episode" not in infos:
+        return []
+    ep = infos["episode"]
+    return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
+
+
+def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+    """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
+    if not isinstance(space, gym.spaces.Box):
+        raise RunError(f"{ALGORITHM} needs a continuous (Box) action space, got {space}")
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        raise RunError(f"{ALGORITHM} needs a bounded Box action space with finite low < high, got {space}")
+    return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
+
+
+def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
+        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        raise RunError(f"cannot create env {env_id!r}: {e}{hint}") from None
+    try:
+        obs_space = env.observation_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise RunError(f"{ALGORITHM} needs a flat Box observation space, got {obs_space}")
+        return action_scale_bias(env.action_space)
+    finally:
+        env.close()
+
+
+def check_rendering(env_id: str) -> None:
+    """--capture-video: one frame rendered off-screen, or a one-line error saying what to install. Without a display
+    MUJOCO_GL defaults to EGL on a CUDA machine and to OSMesa otherwise (set before MuJoCo is first imported)."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+        env.close()
+    except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the user needs the same advice
+        raise RunError(f"--capture-video cannot render {env_id} off-screen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
+                       f"{type(e).__name__}): install OSMesa (Debian: libosmesa6) and set MUJOCO_GL=osmesa, or EGL "
+                       "(libegl1) with MUJOCO_GL=egl") from None
+
+
+def write_video(path: str, frames: list, fps: float) -> None:
+    from moviepy import ImageSequenceClip  # imported only when videos are asked for
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ImageSequenceClip(frames, fps=fps).write_videofile(path, codec="libx264", audio=False, logger=None)
+
+
+def validate_args(args: Args) -> None:
+    """Each option against its bound (BOUNDS, below Args) and the combinations that cannot work, in one line each."""
+    if args.load_model and not args.eval_only:
+        raise RunError("--load-model is for --eval-only; to continue training, --resume a checkpoint")
+    for name, bound in BOUNDS:
+        (op, limit), value = bound.split(), getattr(args, name)
+        if not {">=": value >= float(limit), ">": value > float(limit), "<": value < float(limit)}[op]:
+            raise RunError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+    if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
+        raise RunError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
+    if args.batch_size > args.buffer_size:
+        raise RunError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise RunError(f"checkpoint not found: {args.resume}")
+    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
+        raise RunError("--cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
+
+
+def check_run(args: Args) -> tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """Everything that can be wrong with the input, checked before anything is written: the arguments, rendering,
+    the env, and the checkpoint to resume. Returns the action scale and bias and the checkpoint (or None)."""
+    validate_args(args)
+    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
+        check_rendering(args.env_id)
+    scale, bias = check_env(args.env_id)
+    return scale, bias, load_checkpoint(args.resume, args) if args.resume else None
+
+
+def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch.optim.Adam:
+    """Adam. When compiled, its lr is a tensor (changing it does not recompile), capturable on CUDA (its step count
+    stays on the GPU, as CUDA graphs need)."""
+    if args.compile or args.cudagraphs:
+        return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), capturable=device.type == "cuda")
+    return torch.optim.Adam(params, lr=lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    group = optimizer.param_groups[0]
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(lr)
+    else:
+        group["lr"] = lr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Replay buffer on the training device
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminations: torch.Tensor
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
+        self.data = Batch(
+            torch.zeros(capacity, obs_dim, device=device),
+            torch.zeros(capacity, act_dim, device=device),
+            torch.zeros(capacity, device=device),
+            torch.zeros(capacity, obs_dim, device=device),
+            torch.zeros(capacity, device=device),
+        )
+
+    def add(self, obs, actions, rewards, next_obs, terminations) -> None:
+        """One vector step: done = terminated only, so truncated episodes bootstrap from the true s'."""
+        n = len(obs)
+        idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
+        for buf, x in zip(self.data, (obs, actions, rewards, next_obs, terminations)):
+            buf[idx] = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        self.ptr, self.size = (self.ptr + n) % self.capacity, min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> Batch:
+        idx = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return Batch(*(buf[idx] for buf in self.data))
+
+    def state_dict(self) -> dict:
+        return {"ptr": self.ptr, "size": self.size, "data": [buf[: self.size].cpu() for buf in self.data]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ptr, self.size = state["ptr"], state["size"]
+        for buf, x in zip(self.data, state["data"]):
+            buf[: self.size] = x.to(self.device)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints: the training state by name (train's `state`), written atomically (temp file, then rename)
+
+CHECKPOINT_FORMAT = f"{ALGORITHM.lower()}-checkpoint-v3"
+# hyperparameters that may change between a checkpoint and the run that resumes it
+RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
+                     "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
+                     "compile", "cudagraphs", "tf32", "progress_seconds", "print_episodes", "capture_video",
+                     "track", "wandb_project_name", "wandb_entity"}  # fmt: skip
+
+
+def state_dicts(state: dict, args: Args, model_only: bool = False) -> dict:
+    """Each object's state: networks and optimisers by their state_dict, tensors as a CPU copy, the replay buffer
+    only with --checkpoint-buffer. A saved model (model_only) keeps the networks and tensors."""
+    out = {}
+    for name, obj in state.items():
+        if isinstance(obj, torch.Tensor):
+            out[name] = obj.detach().cpu()
+        elif isinstance(obj, nn.Module) or not model_only:
+            out[name] = None if isinstance(obj, ReplayBuffer) and not args.checkpoint_buffer else obj.state_dict()
+    return out
+
+
+def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters: dict) -> str:
+    ckpt = {"format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name, **counters,
+            **state_dicts(state, args),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None}}  # fmt: skip
+    torch.save(ckpt, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+    return path
+
+
+def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
+    """The checkpoint at path (or, with saved_model_ok, a --save-model file), else a one-line error that says what
+    the file is instead."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise RunError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    older = [f"{ALGORITHM.lower()}-checkpoint-v{v}" for v in (1, 2)]
+    if isinstance(ckpt, dict) and ckpt.get("format") in older:
+        raise RunError(f"{path} was written by an older version of this script (other defaults); start a new run")
+    if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor", "qf"} <= ckpt.keys():
+        if saved_model_ok:
+            return ckpt
+        raise RunError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
+                       "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        kind = "a saved model or a checkpoint" if saved_model_ok else "a checkpoint"
+        raise RunError(f"{path} is not {kind} of {ALGORITHM} (written by {os.path.basename(__file__)})")
+    return ckpt
+
+
+def checkpoint_args(ckpt: dict) -> dict:
+    """The hyperparameters a checkpoint was written with (options it predates take their values from before)."""
+    return {**OLDER_CHECKPOINT_ARGS, **ckpt["args"]}
+
+
+def save_model(path: str, args: Args, state: dict) -> None:
+    torch.save({"args": asdict(args), **state_dicts(state, args, model_only=True)}, path)
+    print(f"model saved to {path}")
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    ckpt = read_checkpoint(path)
+    saved, now = checkpoint_args(ckpt), asdict(args)
+    diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
+            for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
+    if diff:
+        raise RunError(f"checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
+    if ckpt["global_step"] >= args.total_timesteps:
+        raise RunError(f"checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps {args.total_timesteps}")
+    return ckpt
+
+
+def restore_checkpoint(ckpt: dict, state: dict, args: Args) -> tuple[int, int, int, list]:
+    """Loads every object of `state` from the checkpoint, and the random number generators. Returns global_step,
+    iteration, num_updates and eval_history."""
+    for name, obj in state.items():
+        if isinstance(obj, torch.Tensor):
+            with torch.no_grad():
+                obj.copy_(ckpt[name])
+        elif isinstance(obj, torch.optim.Optimizer):
+            lr = obj.param_groups[0]["lr"]
+            obj.load_state_dict(ckpt[name])
+            saved_lr = float(obj.param_groups[0]["lr"])  # a compiled run keeps its lr a tensor (make_optimizer)
+            obj.param_groups[0]["lr"] = lr.fill_(saved_lr) if isinstance(lr, torch.Tensor) else saved_lr
+        elif ckpt[name] is not None:
+            obj.load_state_dict(ckpt[name])
+        elif isinstance(obj, ReplayBuffer):
+            print(f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions")
+    random.setstate(ckpt["rng"]["python"])
+    np.random.set_state(ckpt["rng"]["numpy"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if torch.cuda.is_initialized() and ckpt["rng"]["cuda"] is not None:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+    print(f"resumed {ckpt['run_name']} from {args.resume} at global step {ckpt['global_step']}")
+    return ckpt["global_step"], ckpt["iteration"], ckpt["num_updates"], ckpt["eval_history"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Evaluation: the policy without exploration noise, one episode per env, all envs at once
+
+
+@torch.no_grad()
+def evaluate(policy: Callable, eval_envs, scale, bias, device, seed: int, frames: Optional[list] = None):
+    """Returns and lengths of one episode per env under policy(obs) -> action in [-1, 1]^d; with `frames`, env 0's
+    episode is rendered into it."""
+    obs, _ = eval_envs.reset(seed=seed)
+    n = eval_envs.num_envs
+    returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    render = eval_envs.unwrapped.envs[0].render
+    if frames is not None:
+        frames.append(render())
+    while not done.all():
+        a = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
+        obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
+        returns += r * ~done
+        lengths += ~done
+        if frames is not None and not (done[0] or term[0] or trunc[0]):  # (once done, env 0 shows its next episode)
+            frames.append(render())
+        done |= term | trunc
+    return returns, lengths
+
+
+def evaluate_saved(args: Args) -> np.ndarray:
+    """--eval-only: the policy in a saved model or a checkpoint, with the hyperparameters it was trained with, for
+    --eval-episodes episodes (seed --seed); no training, nothing written. Returns the episode returns."""
+    if not args.load_model:
+        raise RunError("--eval-only needs --load-model PATH (a saved model or a checkpoint)")
+    if not os.path.exists(args.load_model):
+        raise RunError(f"model not found: {args.load_model}")
+    saved = read_checkpoint(args.load_model, saved_model_ok=True)
+    known = {f.name for f in fields(Args)}
+    run = Args(**{**{k: v for k, v in checkpoint_args(saved).items() if k in known}, "eval_episodes": args.eval_episodes})
+    validate_args(run)
+    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
+        check_rendering(run.env_id)
+    scale, bias = check_env(run.env_id)
+    torch.manual_seed(args.seed)  # the policy's draws: the same file and seed give the same returns
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    eval_envs = make_vector_env([make_env(run.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
+    frames = [] if args.capture_video else None
+    obs_dim, act_dim = eval_envs.single_observation_space.shape[0], eval_envs.single_action_space.shape[0]
+    policy = saved_policy(saved, run, obs_dim, act_dim, scale, device)
+    returns, lengths = evaluate(policy, eval_envs, scale, bias, device, seed=args.seed, frames=frames)
+    if frames:
+        video = f"videos/eval_only/{os.path.basename(args.load_model)}_seed{args.seed}.mp4"
+        write_video(video, frames, eval_envs.metadata["render_fps"])
+        print(f"video: {video}")
+    eval_envs.close()
+    print(f"{args.load_model}: {run.env_id}, {len(returns)} episodes: return {returns.mean():.1f} +- {returns.std():.1f} "
+          f"(min {returns.min():.1f}, max {returns.max():.1f}), length {lengths.mean():.1f}")  # fmt: skip
+    return returns
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Logging, timing and the non-finite check
+
+
+def crossed(step: int, interval: int, num_envs: int) -> bool:
+    """Did global step `step` just pass a multiple of `interval` (0: never)?"""
+    return interval > 0 and step // interval > (step - num_envs) // interval
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Env steps done of the total, the SPS over the time since the last line (not since the start: the random
+    warm-up runs thousands of steps per second, training on a CPU a few), the last evaluation, and the ETA at the
+    recent rate."""
+
+    def __init__(self, total: int, step: int, seconds: float):
+        self.total, self.seconds, self.last = total, seconds, (time.time(), step)
+        self.eval: Optional[tuple[int, float]] = None  # (step, mean return) of the last evaluation
+
+    def line(self, step: int, now: float) -> Optional[str]:
+        """The status line if progress_seconds have passed since the last one, else None."""
+        dt = now - self.last[0]
+        if dt < self.seconds or dt <= 0:
+            return None
+        self.last, sps = (now, step), (step - self.last[1]) / dt
+        last_eval = f"eval {self.eval[1]:.1f} at step {self.eval[0]}" if self.eval else "no evaluation yet"
+        eta = duration((self.total - step) / sps) if sps > 0 else "unknown"
+        return (f"step {step}/{self.total} ({100 * step / self.total:.1f}%) | {sps:.1f} SPS over {dt:.1f} s | "
+                f"{last_eval} | ETA {eta}")
+
+
+class RunLog:
+    """What a run reports: TensorBoard scalars in runs/{run_name} (synced to wandb with --track), training episodes,
+    evaluations (and their videos), the SPS over each log interval and a status line every progress_seconds."""
+
+    def __init__(self, args: Args, run_name: str, global_step: int, resumed: bool, headline: str, device):
+        self.args, self.run_name, self.run_dir = args, run_name, f"runs/{run_name}"
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.tracker = start_tracking(args, run_name) if args.track else None  # before the writer, whose logs it syncs
+        self.writer = SummaryWriter(self.run_dir, purge_step=global_step + 1 if resumed else None)
+        if not resumed:
+            table = "\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])
+            self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        self.progress = Progress(args.total_timesteps, global_step, args.progress_seconds)
+        self.sps_mark = (time.time(), global_step)
+        print(f"{headline} | {args.num_envs} envs, {args.gradient_steps} update(s) per vector step | "
+              f"{args.total_timesteps} env steps, the first {args.learning_starts} random | {device} | {self.run_dir}",
+              flush=True)  # fmt: skip
+
+    def scalars(self, prefix: str, values: dict, step: int) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(f"{prefix}/{key}", float(value), step)
+
+    def episodes(self, infos: dict, step: int) -> None:
+        for ep_return, ep_length in finished_episodes(infos):
+            if self.args.print_episodes:
+                print(f"global_step={step}, episodic_return={ep_return:.1f}")
+            self.scalars("charts", {"episodic_return": ep_return, "episodic_length": ep_length}, step)
+
+    def interval(self, step: int) -> None:
+        """At each log interval: the SPS since the last one, and the status line when it is due."""
+        now = time.time()
+        self.scalars("charts", {"SPS": (step - self.sps_mark[1]) / max(now - self.sps_mark[0], 1e-9)}, step)
+        self.sps_mark = (now, step)
+        if line := self.progress.line(step, now):
+            print(line, flush=True)
+
+    def evaluation(self, step: int, returns: np.ndarray, lengths: np.ndarray, frames: Optional[list], fps) -> None:
+        if frames:
+            write_video(f"videos/{self.run_name}/eval_step{step}.mp4", frames, fps)
+        self.progress.eval = (step, float(returns.mean()))
+        print(f"global_step={step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
+        self.scalars("eval", {"episodic_return": returns.mean(), "episodic_length": lengths.mean()}, step)
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.tracker:
+            self.tracker.finish()
+
+
+def start_tracking(args: Args, run_name: str):
+    """--track: a Weights & Biases run named after the run folder (a resumed run continues it), with the arguments as
+    its config and TensorBoard synced, as CleanRL does. wandb is imported only here."""
+    try:
+        import wandb
+    except ImportError:
+        raise RunError("--track needs wandb: pip install wandb") from None
+    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name,
+                      resume="allow", config=asdict(args), sync_tensorboard=True, save_code=True)  # fmt: skip
+
+
+class Timer:
+    """Seconds per training iteration (act, env step, updates), evaluation excluded, from the 10th training iteration
+    on (the first ones absorb compilation) where the run allows; after 10 timed iterations, a warning when the rest
+    of a CPU run needs more than an hour."""
+
+    def __init__(self, num_iterations: int, device: torch.device):
+        self.num_iterations, self.device = num_iterations, device
+        self.first: Optional[int] = None  # the first timed iteration
+        self.start, self.excluded = None, 0.0
+
+    def training_iteration(self, iteration: int) -> None:
+        if self.first is None:
+            self.first = iteration + (10 if self.num_iterations - iteration >= 20 else 0)
+        if iteration == self.first:
+            self.start, self.excluded = time.time(), 0.0
+        if iteration == self.first + 10:  # 10 timed iterations: the cost is known
+            seconds_left = (time.time() - self.start - self.excluded) / 10 * (self.num_iterations - iteration)
+            if warning := cpu_warning(self.device, seconds_left):
+                print(warning, flush=True)
+
+    @contextmanager
+    def paused(self):
+        start = time.time()
+        yield
+        self.excluded += time.time() - start
+
+    def per_iteration(self, iteration: int) -> Optional[float]:
+        if self.start is None:
+            return None
+        seconds = (time.time() - self.start - self.excluded) / (iteration - self.first + 1)
+        print(f"time per training iteration: {seconds * 1000:.1f} ms (evaluation excluded), on {self.device}")
+        return seconds
+
+
+def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
+    """A warning when the rest of a CPU run takes more than an hour."""
+    if device.type != "cpu" or seconds_left <= 3600:
+        return None
+    return (f"warning: on this CPU the training needs about {duration(seconds_left)} more; the official settings are a "
+            "GPU job (README: CPU quick start)")
+
+
+class FiniteCheck:
+    """Non-finite losses are flagged on the device (no host sync in the training step) and read at every log,
+    evaluation and checkpoint: the run then stops with one line that names the last checkpoint, which was written
+    before the flag rose and is never overwritten with NaN weights."""
+
+    def __init__(self, device: torch.device, last_checkpoint: Optional[str], step: int):
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.last_checkpoint, self.since = last_checkpoint, step
+
+    def watch(self, stats: dict) -> None:
+        self.bad |= ~torch.isfinite(torch.stack(list(stats.values()))).all()
+
+    def check(self, what: str, bad: bool = False) -> None:
+        if bad or bool(self.bad):
+            raise RunError(f"non-finite {what}; training stopped and nothing was saved after it. "
+                           f"Last checkpoint: {self.last_checkpoint or 'none (use --checkpoint-interval N)'}")
+
+    def check_losses(self, step: int) -> None:
+        self.check(f"loss between global steps {self.since} and {step}")
+        self.since = step
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The command line
+
+
+def cli_args(argv: list[str]) -> Args:
+    """The command line. With --resume PATH the defaults are the checkpoint's own hyperparameters, so the path alone
+    continues the run; what else is passed must be resumable, or load_checkpoint names it."""
+    paths = [a.split("=", 1)[1] for a in argv if a.startswith("--resume=")]
+    paths += [b for a, b in zip(argv, argv[1:]) if a == "--resume"]
+    if not paths or not os.path.exists(paths[-1]):
+        return tyro.cli(Args, args=argv)  # (a missing checkpoint is reported by train)
+    saved, known = checkpoint_args(read_checkpoint(paths[-1], mmap=True)), {f.name for f in fields(Args)}
+    return tyro.cli(Args, args=argv, default=Args(**{k: v for k, v in saved.items() if k in known}))
+
+
+@contextmanager
+def stop_on_signals():
+    """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current iteration: the list this yields gets the
+    signal's name, and train() then writes a checkpoint and returns. A second signal acts at once."""
+    stop: list[str] = []
+
+    def handler(signum, frame):
+        stop.append(signal.Signals(signum).name)
+        signal.signal(signum, previous[signum])
+        print(f"{stop[-1]}: stopping after this iteration, with a checkpoint (send it again to stop at once)", flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+if __name__ == "__main__":
+    try:
+        args = cli_args(sys.argv[1:])
+        if args.eval_only:
+            evaluate_saved(args)
+        else:
+            with stop_on_signals() as stop:
+                train(args, stop)
+    except RunError as e:
+        sys.exit(f"error: {e}")
