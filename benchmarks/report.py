@@ -35,7 +35,8 @@ PAPER_TABLE_1 = {
     "InvertedPendulum": ("1000 +- 0", "1000 +- 0"),
     "InvertedDoublePendulum": ("9360 +- 0", "9359 +- 1"),
 }
-ALGORITHM_NAMES = {"sdac": "SDAC", "sac": "SAC", "sdac_continuous_action": "SDAC", "sac_continuous_action": "SAC"}
+ALGORITHM_NAMES = {"sdac": "SDAC", "sac": "SAC", "dpmd": "DPMD", "sdac_continuous_action": "SDAC",
+                   "sac_continuous_action": "SAC", "dpmd_continuous_action": "DPMD"}
 
 
 class Run(NamedTuple):

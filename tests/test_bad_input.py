@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
@@ -22,7 +23,9 @@ SCRIPTS = pytest.mark.parametrize(
     "script, error, name, tiny",
     [pytest.param(sdac, sdac.RunError, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
                                                      lambda_update_interval=10), id="sdac"),
-     pytest.param(sac, sac.RunError, "SAC", COMMON, id="sac")],
+     pytest.param(sac, sac.RunError, "SAC", COMMON, id="sac"),
+     pytest.param(dpmd, dpmd.RunError, "DPMD", dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
+                  id="dpmd")],
 )  # fmt: skip
 
 
@@ -59,7 +62,7 @@ def test_bad_checkpoints_get_clear_errors(script, error, name, tiny, tmp_path, m
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(error, match="cannot read checkpoint garbage.pt"):
         script.train(script.Args(**tiny, resume="garbage.pt"))
-    other = "sac" if script is sdac else "sdac"  # the other script's checkpoint
+    other = "sac" if script is sdac else "sdac"  # another script's checkpoint
     torch.save({"format": f"{other}-checkpoint-v2"}, tmp_path / "other.pt")
     with pytest.raises(error, match=f"is not a checkpoint of {name}"):
         script.train(script.Args(**tiny, resume="other.pt"))

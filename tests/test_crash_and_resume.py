@@ -1,5 +1,5 @@
-"""A run of either RL script, "crashed" after its last checkpoint and resumed: the same run directory, the evaluation
-history up to the checkpoint kept, and logs with no step written twice. One test, parametrized over both scripts,
+"""A run of each RL script, "crashed" after its last checkpoint and resumed: the same run directory, the evaluation
+history up to the checkpoint kept, and logs with no step written twice. One test, parametrized over the scripts,
 each through its own copy of the code."""
 
 import dataclasses
@@ -10,6 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
@@ -31,7 +32,10 @@ def scalars(run_dir: str) -> dict[str, list[int]]:
     [pytest.param(sdac, dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4, lambda_update_interval=10),
                   "lambda", ["charts/policy_lr", "losses/lambda", "losses/rssm_ess", "losses/rssm_weight_std",
                              "losses/rssm_q_mean"], id="sdac"),
-     pytest.param(sac, COMMON, "alpha", ["losses/alpha", "losses/alpha_loss", "losses/entropy"], id="sac")],
+     pytest.param(sac, COMMON, "alpha", ["losses/alpha", "losses/alpha_loss", "losses/entropy"], id="sac"),
+     pytest.param(dpmd, dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10), "lambda",
+                  ["charts/policy_lr", "losses/lambda", "losses/dpmd_weight_clip_frac", "losses/dpmd_weight_std",
+                   "losses/dpmd_q_running_mean"], id="dpmd")],
 )  # fmt: skip
 def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -40,7 +44,7 @@ def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tm
     run_dir = out["run_dir"]
     assert out["global_step"] == 300
     assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
-    initial = args.lambda_init if script is sdac else args.alpha_init
+    initial = args.alpha_init if script is sac else args.lambda_init
     assert out[coefficient] < initial, f"{coefficient} tuning ran and moved it towards its target"
     assert out["seconds_per_iteration"] > 0
     assert os.path.isfile(f"{run_dir}/{args.exp_name}.{script.ALGORITHM.lower()}_model")

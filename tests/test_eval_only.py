@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
@@ -16,7 +17,8 @@ TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, l
 SCRIPTS = pytest.mark.parametrize(
     "script, error, tiny",
     [pytest.param(sdac, sdac.RunError, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"),
-     pytest.param(sac, sac.RunError, TINY, id="sac")],
+     pytest.param(sac, sac.RunError, TINY, id="sac"),
+     pytest.param(dpmd, dpmd.RunError, dict(TINY, num_candidates=2, diffusion_steps=3), id="dpmd")],
 )  # fmt: skip
 
 
@@ -54,7 +56,7 @@ def test_eval_only_bad_input(script, error, tiny, tmp_path, monkeypatch):
     with pytest.raises(error, match="cannot read checkpoint garbage.pt"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="garbage.pt"))
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(error, match="is not a saved model or a checkpoint of S?D?AC"):
+    with pytest.raises(error, match=f"is not a saved model or a checkpoint of {script.ALGORITHM}"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="other.pt"))
     with pytest.raises(error, match="--load-model is for --eval-only"):
         script.train(script.Args(**tiny, load_model="other.pt"))
