@@ -80,9 +80,11 @@ class ToyError(Exception):
 
 def validate_args(args: Args) -> None:
     for name in ["dim", "diffusion_steps", "batch_size", "epochs", "steps_per_epoch", "num_reverse_samples",
-                 "langevin_steps", "num_samples"]:  # fmt: skip
+                 "langevin_steps"]:  # fmt: skip
         if getattr(args, name) < 1:
             raise ToyError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_samples < 2:
+        raise ToyError(f"--num-samples must be >= 2 (the MMD uses pairs of samples), got {args.num_samples}")
     for name in ["cov_scale", "lr", "gaussian_std", "uniform_bound", "langevin_step_size"]:
         if not getattr(args, name) > 0:
             raise ToyError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
@@ -96,6 +98,8 @@ def validate_args(args: Args) -> None:
 def mixture_from_args(args: Args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The mixture the command line describes, checked: means [J, d], weights [J], covariances [J, d, d]."""
     d = args.dim
+    if d < 1:
+        raise ToyError(f"--dim must be >= 1, got {d}")
     if len(args.means) == 0 or len(args.means) % d:
         raise ToyError(f"--means takes d = {d} numbers per component (--dim {d}), got {len(args.means)} numbers")
     means = np.array(args.means, dtype=np.float64).reshape(-1, d)
@@ -103,7 +107,7 @@ def mixture_from_args(args: Args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(args.weights) != J:
         raise ToyError(f"--weights needs one weight per mean: {J} means, {len(args.weights)} weights")
     weights = np.array(args.weights, dtype=np.float64)
-    if any(w < 0 for w in args.weights) or abs(sum(args.weights) - 1) > 1e-6:
+    if not np.isfinite(weights).all() or (weights < 0).any() or abs(weights.sum() - 1) > 1e-6:
         raise ToyError(f"--weights must be non-negative and sum to 1, got {args.weights} (sum {sum(args.weights):g})")
     if len(args.covs) == 0:
         covs = np.broadcast_to(args.cov_scale * np.eye(d), (J, d, d)).copy()
@@ -134,7 +138,8 @@ class GaussianMixture:
         self.covs = torch.tensor(np.array(covs, dtype=np.float64))  # [J, d, d]
         self.chol = torch.linalg.cholesky(self.covs)
         self.prec = torch.cholesky_inverse(self.chol)
-        self.log_norm = -self.chol.diagonal(dim1=-2, dim2=-1).log().sum(-1) - self.means.shape[1] / 2 * math.log(2 * math.pi)
+        d = self.means.shape[1]
+        self.log_norm = -self.chol.diagonal(dim1=-2, dim2=-1).log().sum(-1) - d / 2 * math.log(2 * math.pi)
 
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:  # [n, J], without the weights, in x's dtype
         mu, prec, log_norm = (v.to(x.dtype) for v in (self.means, self.prec, self.log_norm))
@@ -357,11 +362,12 @@ def run(args: Args) -> dict:
     validate_args(args)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    gmm, sched, d, b = make_target(args), make_schedule(args.diffusion_steps, args.beta_start, args.beta_end), args.dim, args.uniform_bound
+    gmm, sched = make_target(args), make_schedule(args.diffusion_steps, args.beta_start, args.beta_end)
+    d, std, b = args.dim, args.gaussian_std, args.uniform_bound
     dsm = dsm_method(args, gmm, sched)  # draws DSM's data set (the only method that sees true samples)
     results = {"true samples": {**score_samples(gmm.sample(args.num_samples), gmm, args), "seconds": 0.0}}
     losses = {
-        f"RSSM, p~ = N(0, {args.gaussian_std**2:g}I)": rssm_method(args, gmm, sched, lambda n: args.gaussian_std * torch.randn(n, d)),
+        f"RSSM, p~ = N(0, {std**2:g}I)": rssm_method(args, gmm, sched, lambda n: std * torch.randn(n, d)),
         f"RSSM, p~ = Unif([-{b:g}, {b:g}]^{d})": rssm_method(args, gmm, sched, lambda n: (2 * torch.rand(n, d) - 1) * b),
         "DSM (true samples)": dsm,
     }
@@ -369,7 +375,7 @@ def run(args: Args) -> dict:
         x, seconds = train_and_sample(args, sched, loss_fn, box(gmm))
         results[name] = {**score_samples(x, gmm, args), "seconds": seconds}
     start = time.time()  # Langevin with the true score, started from N(0, std^2 I) like the Gaussian RSSM
-    x = langevin(gmm.score, args.gaussian_std * torch.randn(args.num_samples, d), args.langevin_steps, args.langevin_step_size)
+    x = langevin(gmm.score, std * torch.randn(args.num_samples, d), args.langevin_steps, args.langevin_step_size)
     results[f"Langevin, {args.langevin_steps} steps"] = {**score_samples(x, gmm, args), "seconds": time.time() - start}
     return results
 

@@ -53,6 +53,8 @@ def configs() -> list[dict]:
         add("dimension", d, f"d = {d}", target(d), uniform(6.0))
     for K in (1, 4, 16, 64):  # (b) K
         add("K", K, f"K = {K}", target(), uniform(6.0), K=K, methods=tuple(METHODS)[:2])
+    for d in (2, 4, 8):  # ... and the dimension again at SDAC's K = 64, with SDAC's per-x_t weights
+        add("dimension at K = 64", d, f"d = {d}", target(d), uniform(6.0), K=64, methods=("RSSM, per-x_t weights",))
     for std in (0.5, 1.0, 2.0, 4.0):  # (c) p~ = N(0, std^2 I): modes at distance 4.24 from its centre
         add("width of p~", std, f"N(0, {std:g}^2 I)", target(), gaussian(std), methods=("RSSM, eq. 36", "RSSM, per-x_t weights"))
     for c, which in ((3.0, "[3, 3]"), (-3.0, "[-3, -3]")):  # ... and a p~ that covers one mode only

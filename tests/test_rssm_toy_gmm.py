@@ -219,6 +219,7 @@ def test_every_trained_method_starts_from_the_same_network():
     [
         (dict(weights=(0.5, 0.4)), "must be non-negative and sum to 1"),
         (dict(weights=(1.2, -0.2)), "must be non-negative and sum to 1"),
+        (dict(weights=(float("nan"), 0.2)), "must be non-negative and sum to 1"),
         (dict(means=(3.0, 3.0, -3.0)), "--means takes d = 2 numbers per component"),
         (dict(dim=3), "--means takes d = 3 numbers per component"),
         (dict(means=(3.0, 3.0, -3.0, -3.0, 0.0, 0.0)), "one weight per mean: 3 means, 2 weights"),
@@ -230,6 +231,7 @@ def test_every_trained_method_starts_from_the_same_network():
         (dict(diffusion_steps=0), "--diffusion-steps must be >= 1"),
         (dict(langevin_steps=0), "--langevin-steps must be >= 1"),
         (dict(epochs=0), "--epochs must be >= 1"),
+        (dict(num_samples=1), "--num-samples must be >= 2"),
         (dict(cov_scale=0.0), "--cov-scale must be > 0"),
         (dict(beta_end=1.0), "betas must satisfy"),
         (dict(mmd_bandwidths=(1.0, -1.0)), "--mmd-bandwidths must be"),
