@@ -1,9 +1,12 @@
-"""Our SDAC beside the authors' (JAX, github mahaitongdae/diffusion_policy_online_rl, run by
-../shared/tools/official-sdac.sh): evaluation curves on one step axis, final and best returns, and the RSSM weight
-statistics that both log.
+"""Our SDAC or DPMD beside the authors' (JAX, github mahaitongdae/diffusion_policy_online_rl, run by
+../shared/tools/official-sdac.sh): evaluation curves on one step axis, final and best returns, and the weight
+statistics that both log. --variant adds runs of ours with another option (one more row, curve and column group).
 
     python benchmarks/compare_official.py --official /tmp/official-sdac/src/logs/Hopper-v4/sdac_*_cmp_s* \
         --ours sweep_cmp_authors/runs/* --out benchmarks/results/sdac_vs_authors_hopper
+    python benchmarks/compare_official.py --alg dpmd --official /tmp/official-sdac/src/logs/Hopper-v4/dpmd_*_cmp_s* \
+        --ours sweep_dpmd/runs/Hopper* --variant "ours, --q-normalization standardised" sweep_dpmd_std/runs/Hopper* \
+        --out benchmarks/results/dpmd_vs_authors_hopper
 
 Step axis: env steps with the random warm-up included. Ours count it (--learning-starts is inside
 --total-timesteps); the authors' log.csv counts the steps after their --start_step warm-up, so theirs are shifted by
@@ -24,8 +27,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import Run, mean_std, read_run  # noqa: E402
 
-WEIGHT_TAGS = {"update/q_weights_std": "losses/rssm_weight_std", "update/alpha": "losses/lambda",
-               "update/q1_mean": "losses/qf1_values", "update/policy_loss": "losses/actor_loss"}  # fmt: skip
+# the authors' update/* tag -> ours (None: theirs only; an ours-only tag has the key "(none) ..." and is shown as ours)
+WEIGHT_TAGS = {
+    "sdac": {"update/q_weights_std": "losses/rssm_weight_std", "update/alpha": "losses/lambda",
+             "update/q1_mean": "losses/qf1_values", "update/policy_loss": "losses/actor_loss"},
+    "dpmd": {"update/q_weights_std": "losses/dpmd_weight_std", "update/scale_q_mean": "losses/dpmd_z_mean",
+             "(none) clip": "losses/dpmd_weight_clip_frac", "update/running_q_mean": "losses/dpmd_q_running_mean",
+             "update/running_q_std": "losses/dpmd_q_running_std", "update/alpha": "losses/lambda",
+             "update/q1_mean": "losses/qf1_values"},
+}  # fmt: skip
 
 
 def read_official(folder: str, copy_to: str | None) -> dict:
@@ -88,57 +98,76 @@ def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, str, str]
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--alg", default="sdac", choices=list(WEIGHT_TAGS), help="which algorithm both ran")
     p.add_argument("--official", nargs="+", required=True, help="the authors' run folders (log.csv, config.yaml)")
     p.add_argument("--ours", nargs="+", required=True, help="our run folders (runs/{env}__{exp}__{seed}__{time})")
+    p.add_argument("--variant", nargs="+", action="append", default=[], metavar=("LABEL", "RUN"),
+                   help="a label, then our run folders with another option (repeatable)")
     p.add_argument("--out", required=True, help="folder for report.md, curves.png and the copies of the authors' logs")
     p.add_argument("--note", default="", help="text put under the title (commands, commit, machine, date)")
     args = p.parse_args(argv)
+    tags = WEIGHT_TAGS[args.alg]
     os.makedirs(args.out, exist_ok=True)
     official = sorted((read_official(f, args.out) for f in args.official), key=lambda r: r["seed"])
-    read = sorted(((d, r) for d in args.ours if isinstance(r := read_run(d), Run)), key=lambda dr: dr[1].seed)
-    our_dirs, ours = [d for d, _ in read], [r for _, r in read]  # run folders with evaluations, by seed
-    if not official or not ours:
+    groups = []  # (label, our run folders, their runs), each group by seed
+    for label, dirs in [("ours (PyTorch)", args.ours)] + [(v[0], v[1:]) for v in args.variant]:
+        read = sorted(((d, r) for d in dirs if isinstance(r := read_run(d), Run)), key=lambda dr: dr[1].seed)
+        if not read:
+            sys.exit(f"error: {label}: no run with evaluations among {len(dirs)} folders")
+        groups.append((label, [d for d, _ in read], [r for _, r in read]))
+    if not official:
         sys.exit("error: need at least one run of each implementation with evaluations")
+    ours_all = [r for _, _, runs in groups for r in runs]
 
-    # evaluations on a common grid: the steps both have
-    common = sorted(set.intersection(*(set(r["steps"].tolist()) for r in official), *(set(r.steps.tolist()) for r in ours)))
+    # evaluations on a common grid: the steps all have
+    common = sorted(set.intersection(*(set(r["steps"].tolist()) for r in official), *(set(r.steps.tolist()) for r in ours_all)))
     if not common:
         sys.exit("error: the two implementations have no evaluation step in common")
     pick = lambda steps, rets: np.array([rets[list(steps).index(s)] for s in common])  # noqa: E731
     theirs_c = [(np.array(common), pick(r["steps"], r["returns"])) for r in official]
-    ours_c = [(np.array(common), pick(r.steps, r.returns)) for r in ours]
+    curves = [("authors' code (JAX)", theirs_c, [r["seed"] for r in official], "authors")]
+    for i, (label, _, runs) in enumerate(groups):
+        short = "ours" if i == 0 else f"v{i}"
+        curves.append((label, [(np.array(common), pick(r.steps, r.returns)) for r in runs], [r.seed for r in runs], short))
 
-    lines = [f"# SDAC: ours beside the authors' code ({ours[0].env_id})", ""]
+    lines = [f"# {args.alg.upper()}: ours beside the authors' code ({ours_all[0].env_id})", ""]
     if args.note:
         lines += [args.note, ""]
     lines += [f"Evaluation return (mean of the evaluation episodes) up to env step {common[-1]} (warm-up included); "
               "mean +- std over seeds; per seed final/best.", "",
               "| implementation | seeds | final | best | per seed (final/best) |", "|---|---|---|---|---|"]  # fmt: skip
-    for name, runs, seeds in [("authors' code (JAX)", theirs_c, [r["seed"] for r in official]),
-                              ("ours (PyTorch)", ours_c, [r.seed for r in ours])]:  # fmt: skip
+    for name, runs, seeds, _ in curves:
         final, best, per_seed = summary(runs)
         lines.append(f"| {name} | {', '.join(map(str, seeds))} | {final} | {best} | {per_seed} |")
-    lines += ["", "Evaluation return at each common step:", "",
-              "| env step | " + " | ".join([f"authors s{r['seed']}" for r in official] + [f"ours s{r.seed}" for r in ours]) + " |",
-              "|---" * (1 + len(official) + len(ours)) + "|"]  # fmt: skip
+    if len(groups) > 1:
+        lines += ["", "Columns below: " + "; ".join(f"{short} = {name}" for name, _, _, short in curves[2:]) + "."]
+    heads = [f"{short} s{seed}" for _, _, seeds, short in curves for seed in seeds]
+    lines += ["", "Evaluation return at each common step:", "", "| env step | " + " | ".join(heads) + " |",
+              "|---" * (1 + len(heads)) + "|"]  # fmt: skip
+    columns = [c for _, runs, _, _ in curves for c in runs]
     for i, s in enumerate(common):
-        lines.append(f"| {s} | " + " | ".join(f"{c[1][i]:.1f}" for c in theirs_c + ours_c) + " |")
+        lines.append(f"| {s} | " + " | ".join(f"{c[1][i]:.1f}" for c in columns) + " |")
 
     # the weight statistics: theirs average each tag over 1000 updates (5000 env steps); ours are logged every
     # --log-interval, averaged here over the same 5000-step windows
-    ours_sc = [our_scalars(d, list(WEIGHT_TAGS.values())) for d in our_dirs]
+    group_sc = [[our_scalars(d, list(tags.values())) for d in dirs] for _, dirs, _ in groups]
     ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == "update/q_weights_std"})
     if ends:
+        head = []
+        for tag, mine in tags.items():
+            head += ([f"{tag} (authors)"] if not tag.startswith("(none)") else [])
+            head += [f"{mine} ({short})" for _, _, _, short in curves[1:]]
         lines += ["", "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
-                  "(authors' tag -> ours):", "",
-                  "| env step | " + " | ".join(f"{t} (authors) | {o} (ours)" for t, o in WEIGHT_TAGS.items()) + " |",
-                  "|---" * (1 + 2 * len(WEIGHT_TAGS)) + "|"]  # fmt: skip
+                  "(authors' tag -> ours):", "", "| env step | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]  # fmt: skip
         for end in ends:
             cells = []
-            for tag, mine in WEIGHT_TAGS.items():
-                theirs = [v for r in official for t, s, v in r["scalars"] if t == tag and s == end]
-                mine_vals = [v for v in (window_mean(sc.get(mine, []), end, 5000) for sc in ours_sc) if v == v]
-                cells += [f"{np.mean(theirs):.4g}" if theirs else "", f"{np.mean(mine_vals):.4g}" if mine_vals else ""]
+            for tag, mine in tags.items():
+                if not tag.startswith("(none)"):
+                    theirs = [v for r in official for t, s, v in r["scalars"] if t == tag and s == end]
+                    cells.append(f"{np.mean(theirs):.4g}" if theirs else "")
+                for sc in group_sc:
+                    vals = [v for v in (window_mean(x.get(mine, []), end, 5000) for x in sc) if v == v]
+                    cells.append(f"{np.mean(vals):.4g}" if vals else "")
             lines.append(f"| {end} | " + " | ".join(cells) + " |")
 
     import matplotlib
@@ -147,15 +176,15 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, runs, color in [("authors' code (JAX)", theirs_c, "tab:blue"), ("ours (PyTorch)", ours_c, "tab:orange")]:
+    for (name, runs, _, _), color in zip(curves, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]):
         r = np.stack([c[1] for c in runs])
         m, sd = r.mean(0), r.std(0)
         ax.plot(common, m, color=color, label=f"{name}, {len(runs)} seeds")
         ax.fill_between(common, m - sd, m + sd, color=color, alpha=0.2)
     ax.set_xlabel("env steps (random warm-up included)")
     ax.set_ylabel("evaluation return")
-    ax.set_title(f"SDAC on {ours[0].env_id}: mean +- std over seeds")
-    ax.legend()
+    ax.set_title(f"{args.alg.upper()} on {ours_all[0].env_id}: mean +- std over seeds")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "curves.png"), dpi=110)
     lines += ["", "![evaluation curves](curves.png)", ""]

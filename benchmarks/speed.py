@@ -1,13 +1,14 @@
-"""Speed of SDAC and SAC on this machine: per algorithm and settings, eager vs --compile vs --cudagraphs (where CUDA
+"""Speed of SDAC, DPMD and SAC on this machine: per algorithm and settings, eager vs --compile vs --cudagraphs (where CUDA
 exists): time per training iteration (act on the envs, step them, the updates; evaluation excluded; the first 10
 training iterations, which absorb compilation and graph capture, not timed), env steps per second end to end
 (compilation included) and peak GPU memory. Prints one Markdown table with the device, commit and date.
-With --official, the authors' SDAC (JAX, jit on this machine; ../shared/tools/official-sdac.sh) is timed in the same
-run at the SDAC settings it can take (K = 64 is hard-coded there): one of their training iterations is also one vector
-step of 5 envs plus one update.
+With --official, the authors' SDAC and DPMD (JAX, jit on this machine; ../shared/tools/official-sdac.sh) are timed in
+the same run at the settings they can take (SDAC's K = 64 is hard-coded there): one of their training iterations is
+also one vector step of 5 envs plus one update.
 
     python benchmarks/speed.py                                   # Hopper-v4, all settings, all modes here
     python benchmarks/speed.py --settings "sdac official" "sdac study" --official   # ours beside the authors'
+    python benchmarks/speed.py --settings "dpmd study" --official                   # DPMD beside the authors'
     python benchmarks/speed.py --env-id Ant-v4 --iterations 2000 --settings "sdac official" --modes eager cudagraphs
 """
 
@@ -26,6 +27,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import dpmd_continuous_action as dpmd  # noqa: E402
 import sac_continuous_action as sac  # noqa: E402
 import sdac_continuous_action as sdac  # noqa: E402
 
@@ -36,6 +38,9 @@ SETTINGS = {
     "sdac study": (sdac, dict(num_candidates=4, num_reverse_samples=64, diffusion_steps=10)),
     # what the CPU benchmarks in the README use
     "sdac cpu": (sdac, dict(num_candidates=4, num_reverse_samples=16, diffusion_steps=10)),
+    # DPMD (no reverse samples): the authors' N = 32, T = 20, and the side-by-side study's N = 4, T = 10
+    "dpmd official": (dpmd, dict(num_candidates=32, diffusion_steps=20)),
+    "dpmd study": (dpmd, dict(num_candidates=4, diffusion_steps=10)),
     # SAC has one setting: the paper's baseline protocol
     "sac": (sac, dict()),
 }
@@ -67,9 +72,9 @@ def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> 
     return dict(ms=out["seconds_per_iteration"] * 1000, sps=args.total_timesteps / seconds, peak_mb=peak)
 
 
-def measure_official(tool: str, setting: dict, env_id: str, iterations: int) -> dict:
+def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations: int) -> dict:
     """The authors' code, timed by its harness: ms per training iteration over `iterations` after the first 10."""
-    cmd = ["bash", tool, "time", "--env", env_id, "--num_particles", str(setting["num_candidates"]),
+    cmd = ["bash", tool, "time", "--alg", alg, "--env", env_id, "--num_particles", str(setting["num_candidates"]),
            "--diffusion_steps", str(setting["diffusion_steps"]), "--num_vec_envs", "5", "--start_step", "1000",
            "--total_step", "1000000", "--suffix", "speed"]  # fmt: skip
     env = {**os.environ, "STOP_AFTER": str(iterations + 10), "SKIP": "10"}
@@ -86,7 +91,7 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=0, help="timed training iterations (0: 20 official, 100 others)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)")
-    p.add_argument("--official", action="store_true", help="also time the authors' SDAC at each SDAC setting with K = 64")
+    p.add_argument("--official", action="store_true", help="also time the authors' code: SDAC at K = 64 settings, DPMD")
     p.add_argument("--official-tool", default=os.path.join(os.path.dirname(REPO), "shared", "tools", "official-sdac.sh"))
     cli = p.parse_args()
     modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
@@ -101,14 +106,14 @@ def main() -> None:
             for mode in modes:
                 try:
                     r = measure(module, setting, MODES[mode], cli.env_id, iterations)
-                except (sdac.RunError, sac.RunError) as e:
+                except (sdac.RunError, dpmd.RunError, sac.RunError) as e:
                     print(f"{name} {mode}: {e}", file=sys.stderr)
                     continue
                 rows.append((name, mode, iterations, r))
-            if cli.official and module is sdac and setting["num_reverse_samples"] == 64:
+            if cli.official and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64)):
                 try:
                     rows.append((name, "authors' code (JAX jit)", iterations,
-                                 measure_official(cli.official_tool, setting, cli.env_id, iterations)))
+                                 measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations)))
                 except (RuntimeError, OSError) as e:
                     print(f"{name} authors' code: {e}", file=sys.stderr)
     print(f"\n{cli.env_id}; {machine()}; commit {commit}; {time.strftime('%Y-%m-%d')}\n")
@@ -121,8 +126,8 @@ def main() -> None:
         sps = f"{r['sps']:.0f}" if r["sps"] is not None else "-"
         print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {sps} | {peak} |")
     ms = {(name, mode): r["ms"] for name, mode, _, r in rows}
-    for name, mode in ms:  # how much an SDAC iteration costs against a SAC one, in the same mode and run
-        if name.startswith("sdac") and ("sac", mode) in ms:
+    for name, mode in ms:  # how much an SDAC or DPMD iteration costs against a SAC one, in the same mode and run
+        if not name.startswith("sac") and ("sac", mode) in ms:
             print(f"\n{name} / sac, {mode}: {ms[(name, mode)] / ms[('sac', mode)]:.1f}x the time per iteration", end="")
     print()
 

@@ -23,13 +23,13 @@ def official_run(folder, seed, returns, start=5000):
         f.write("tag,step,value\nupdate/q_weights_std,10000,0.002\nupdate/alpha,10000,4.5\n")
 
 
-def our_run(root, seed, returns):
-    run_dir = f"{root}/Hopper-v4__sdac__{seed}__1"
+def our_run(root, seed, returns, algo="sdac", weight_tag="losses/rssm_weight_std"):
+    run_dir = f"{root}/Hopper-v4__{algo}__{seed}__1"
     w = SummaryWriter(run_dir)
     for i, r in enumerate(returns):  # ours count the warm-up: evaluations at 2500, 5000, ...
         w.add_scalar("eval/episodic_return", r, 2500 * (i + 1))
     for step in range(5500, 10001, 500):
-        w.add_scalar("losses/rssm_weight_std", 0.001 if step <= 7500 else 0.003, step)
+        w.add_scalar(weight_tag, 0.001 if step <= 7500 else 0.003, step)
     w.close()
     return run_dir
 
@@ -53,6 +53,30 @@ def test_compare_official_shifts_steps_and_summarises(tmp_path):
     copies = sorted(str(p) for p in (out / "official").iterdir())
     assert compare_official.main(["--official", *copies, "--ours", *ours, "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "report.md").read_text().splitlines()[:8] == report.splitlines()[:8]
+
+
+def test_compare_official_dpmd_with_a_variant(tmp_path):
+    off = tmp_path / "off1"
+    official_run(off, 1, [10, 30, 20])
+    with open(off / "update_scalars.csv", "a") as f:
+        f.write("update/running_q_mean,10000,12.0\n")
+    ours = our_run(tmp_path / "a", 1, [1, 2, 15, 35, 25], "dpmd", "losses/dpmd_weight_std")
+    other = our_run(tmp_path / "b", 1, [1, 2, 5, 6, 7], "dpmd", "losses/dpmd_weight_clip_frac")
+    out = tmp_path / "out"
+    argv = ["--alg", "dpmd", "--official", str(off), "--ours", ours, "--variant", "ours, standardised", other, "--out", str(out)]
+    assert compare_official.main(argv) == 0
+    report = (out / "report.md").read_text()
+    assert report.startswith("# DPMD: ours beside the authors' code (Hopper-v4)")
+    assert "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 |" in report
+    assert "| env step | authors s1 | ours s1 | v1 s1 |" in report and "| 12500 | 20.0 | 25.0 | 7.0 |" in report
+    # weight std: authors 0.002, ours 0.002 (the window's mean), the variant logged none; the clip share: ours only
+    head = next(line for line in report.splitlines() if line.startswith("| env step | update/q_weights_std"))
+    assert "(none)" not in head and "losses/dpmd_weight_clip_frac (v1)" in head
+    row = [line for line in report.splitlines() if line.startswith("| 10000 |")][-1]  # the statistics' row
+    assert row.startswith("| 10000 | 0.002 | 0.002 |  |")
+    cells = row.strip("|").split("|")
+    assert cells[head.strip("|").split("|").index(" losses/dpmd_weight_clip_frac (v1) ")].strip() == "0.002"
+    assert cells[head.strip("|").split("|").index(" update/running_q_mean (authors) ")].strip() == "12"
 
 
 def test_compare_official_needs_common_steps(tmp_path):
