@@ -137,12 +137,13 @@ def figure(rows: list[dict], path: str) -> None:
         rs = [r for r in rows if r["axis"] == axis]
         labels = list(dict.fromkeys(r["label"] for r in rs))
         pos = np.arange(len(labels))
-        for j, m in enumerate(dict.fromkeys(r["method"] for r in rs)):
+        for m in dict.fromkeys(r["method"] for r in rs):
+            j = list(METHODS).index(m)  # one colour and offset per method in every panel
             for row, field in ((0, "weight"), (1, "mmd2")):
                 vals = [[float(r[field]) for r in rs if r["label"] == lab and r["method"] == m] for lab in labels]
                 mean = np.array([np.mean(v) if v else np.nan for v in vals])
                 std = np.array([np.std(v) if v else np.nan for v in vals])
-                axs[row, k].errorbar(pos + 0.08 * (j - 1), mean, yerr=std, marker="o", capsize=3, label=m)
+                axs[row, k].errorbar(pos + 0.08 * (j - 1), mean, yerr=std, marker="o", capsize=3, label=m, color=f"C{j}")
         tw = [np.mean([float(r["true_weight"]) for r in rs if r["label"] == lab]) for lab in labels]
         axs[0, k].plot(pos, tw, "k--", lw=1, label="true samples")
         axs[0, k].set(title=axis, ylabel="weight of the 0.8 mode" if k == 0 else None, ylim=(0, 1))
