@@ -31,8 +31,10 @@ from report import Run, mean_std, read_run  # noqa: E402
 WEIGHT_TAGS = {
     "sdac": {"update/q_weights_std": "losses/rssm_weight_std", "update/alpha": "losses/lambda",
              "update/q1_mean": "losses/qf1_values", "update/policy_loss": "losses/actor_loss"},
-    "dpmd": {"update/q_weights_std": "losses/dpmd_weight_std", "update/scale_q_mean": "losses/dpmd_z_mean",
-             "(none) clip": "losses/dpmd_weight_clip_frac", "update/running_q_mean": "losses/dpmd_q_running_mean",
+    # theirs log the mean of clip(z)/lambda, ours the mean of z before the clip and the share at the clip
+    "dpmd": {"update/q_weights_std": "losses/dpmd_weight_std", "update/scale_q_mean": None,
+             "(none) z": "losses/dpmd_z_mean", "(none) clip": "losses/dpmd_weight_clip_frac",
+             "update/running_q_mean": "losses/dpmd_q_running_mean",
              "update/running_q_std": "losses/dpmd_q_running_std", "update/alpha": "losses/lambda",
              "update/q1_mean": "losses/qf1_values"},
 }  # fmt: skip
@@ -150,13 +152,13 @@ def main(argv=None) -> int:
 
     # the weight statistics: theirs average each tag over 1000 updates (5000 env steps); ours are logged every
     # --log-interval, averaged here over the same 5000-step windows
-    group_sc = [[our_scalars(d, list(tags.values())) for d in dirs] for _, dirs, _ in groups]
+    group_sc = [[our_scalars(d, [t for t in tags.values() if t]) for d in dirs] for _, dirs, _ in groups]
     ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == "update/q_weights_std"})
     if ends:
         head = []
         for tag, mine in tags.items():
             head += ([f"{tag} (authors)"] if not tag.startswith("(none)") else [])
-            head += [f"{mine} ({short})" for _, _, _, short in curves[1:]]
+            head += [f"{mine} ({short})" for _, _, _, short in curves[1:]] if mine else []
         lines += ["", "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
                   "(authors' tag -> ours):", "", "| env step | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]  # fmt: skip
         for end in ends:
@@ -165,7 +167,7 @@ def main(argv=None) -> int:
                 if not tag.startswith("(none)"):
                     theirs = [v for r in official for t, s, v in r["scalars"] if t == tag and s == end]
                     cells.append(f"{np.mean(theirs):.4g}" if theirs else "")
-                for sc in group_sc:
+                for sc in group_sc if mine else []:
                     vals = [v for v in (window_mean(x.get(mine, []), end, 5000) for x in sc) if v == v]
                     cells.append(f"{np.mean(vals):.4g}" if vals else "")
             lines.append(f"| {end} | " + " | ".join(cells) + " |")
