@@ -92,10 +92,15 @@ def window_mean(points: list[tuple[int, float]], end: int, width: int) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, str, str]:
+LAST = 5  # evaluations averaged for the steadier figure beside the final one
+
+
+def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, str, str, str]:
     finals = [r[-1] for _, r in curves]
     bests = [r.max() for _, r in curves]
-    return mean_std(finals), mean_std(bests), ", ".join(f"{f:.1f}/{b:.1f}" for f, b in zip(finals, bests))
+    lasts = [r[-LAST:].mean() for _, r in curves]
+    per_seed = ", ".join(f"{f:.1f}/{b:.1f}" for f, b in zip(finals, bests))
+    return mean_std(finals), mean_std(bests), per_seed, f"{mean_std(lasts)} ({', '.join(f'{x:.1f}' for x in lasts)})"
 
 
 def main(argv=None) -> int:
@@ -137,10 +142,11 @@ def main(argv=None) -> int:
         lines += [args.note, ""]
     lines += [f"Evaluation return (mean of the evaluation episodes) up to env step {common[-1]} (warm-up included); "
               "mean +- std over seeds; per seed final/best.", "",
-              "| implementation | seeds | final | best | per seed (final/best) |", "|---|---|---|---|---|"]  # fmt: skip
+              "| implementation | seeds | final | best | per seed (final/best) | mean of the last "
+              f"{LAST} evaluations (per seed) |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, runs, seeds, _ in curves:
-        final, best, per_seed = summary(runs)
-        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {final} | {best} | {per_seed} |")
+        final, best, per_seed, last = summary(runs)
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {final} | {best} | {per_seed} | {last} |")
     if len(groups) > 1:
         lines += ["", "Columns below: " + "; ".join(f"{short} = {name}" for name, _, _, short in curves[2:]) + "."]
     heads = [f"{short} s{seed}" for _, _, seeds, short in curves for seed in seeds]

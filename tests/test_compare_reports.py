@@ -43,8 +43,8 @@ def test_compare_official_shifts_steps_and_summarises(tmp_path):
     assert compare_official.main(["--official", *map(str, off), "--ours", *ours, "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     # common steps 7500..12500; authors final 20, 40 -> 30 +- 10; best 30, 50 -> 40 +- 10; ours final 25, 35; best 35, 45
-    assert "| authors' code (JAX) | 1, 2 | 30.0 +- 10.0 | 40.0 +- 10.0 | 20.0/30.0, 40.0/50.0 |" in report
-    assert "| ours (PyTorch) | 1, 2 | 30.0 +- 5.0 | 40.0 +- 5.0 | 25.0/35.0, 35.0/45.0 |" in report
+    assert "| authors' code (JAX) | 1, 2 | 30.0 +- 10.0 | 40.0 +- 10.0 | 20.0/30.0, 40.0/50.0 | 28.3 +- 8.3 (20.0, 36.7) |" in report
+    assert "| ours (PyTorch) | 1, 2 | 30.0 +- 5.0 | 40.0 +- 5.0 | 25.0/35.0, 35.0/45.0 | 30.0 +- 5.0 (25.0, 35.0) |" in report
     assert "| 7500 | 10.0 | 20.0 | 15.0 | 25.0 |" in report
     # weights: ours averaged over (5000, 10000]: five logs at 0.001 and five at 0.003
     assert "| 10000 | 0.002 | 0.002 |" in report
@@ -67,7 +67,7 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
     assert compare_official.main(argv) == 0
     report = (out / "report.md").read_text()
     assert report.startswith("# DPMD: ours beside the authors' code (Hopper-v4)")
-    assert "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 |" in report
+    assert "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 | 6.0 +- 0.0 (6.0) |" in report
     assert "| env step | authors s1 | ours s1 | v1 s1 |" in report and "| 12500 | 20.0 | 25.0 | 7.0 |" in report
     # weight std: authors 0.002, ours 0.002 (the window's mean), the variant logged none; the clip share: ours only
     head = next(line for line in report.splitlines() if line.startswith("| env step | update/q_weights_std"))
