@@ -27,16 +27,16 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import Run, mean_std, read_run  # noqa: E402
 
-# the authors' update/* tag -> ours (None: theirs only; an ours-only tag has the key "(none) ..." and is shown as ours)
+# (the authors' update/* tag, ours) for the statistics table; None where only one side logs it
 WEIGHT_TAGS = {
-    "sdac": {"update/q_weights_std": "losses/rssm_weight_std", "update/alpha": "losses/lambda",
-             "update/q1_mean": "losses/qf1_values", "update/policy_loss": "losses/actor_loss"},
+    "sdac": [("update/q_weights_std", "losses/rssm_weight_std"), ("update/alpha", "losses/lambda"),
+             ("update/q1_mean", "losses/qf1_values"), ("update/policy_loss", "losses/actor_loss")],
     # theirs log the mean of clip(z)/lambda, ours the mean of z before the clip and the share at the clip
-    "dpmd": {"update/q_weights_std": "losses/dpmd_weight_std", "update/scale_q_mean": None,
-             "(none) z": "losses/dpmd_z_mean", "(none) clip": "losses/dpmd_weight_clip_frac",
-             "update/running_q_mean": "losses/dpmd_q_running_mean",
-             "update/running_q_std": "losses/dpmd_q_running_std", "update/alpha": "losses/lambda",
-             "update/q1_mean": "losses/qf1_values"},
+    "dpmd": [("update/q_weights_std", "losses/dpmd_weight_std"), ("update/scale_q_mean", None),
+             (None, "losses/dpmd_z_mean"), (None, "losses/dpmd_weight_clip_frac"),
+             ("update/running_q_mean", "losses/dpmd_q_running_mean"),
+             ("update/running_q_std", "losses/dpmd_q_running_std"), ("update/alpha", "losses/lambda"),
+             ("update/q1_mean", "losses/qf1_values")],
 }  # fmt: skip
 
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
             sys.exit(f"error: {label}: no run with evaluations among {len(dirs)} folders")
         groups.append((label, [d for d, _ in read], [r for _, r in read]))
     if not official:
-        sys.exit("error: need at least one run of each implementation with evaluations")
+        sys.exit("error: need at least one run of the authors' code")
     ours_all = [r for _, _, runs in groups for r in runs]
 
     # evaluations on a common grid: the steps all have
@@ -158,19 +158,19 @@ def main(argv=None) -> int:
 
     # the weight statistics: theirs average each tag over 1000 updates (5000 env steps); ours are logged every
     # --log-interval, averaged here over the same 5000-step windows
-    group_sc = [[our_scalars(d, [t for t in tags.values() if t]) for d in dirs] for _, dirs, _ in groups]
+    group_sc = [[our_scalars(d, [mine for _, mine in tags if mine]) for d in dirs] for _, dirs, _ in groups]
     ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == "update/q_weights_std"})
     if ends:
         head = []
-        for tag, mine in tags.items():
-            head += ([f"{tag} (authors)"] if not tag.startswith("(none)") else [])
+        for tag, mine in tags:
+            head += [f"{tag} (authors)"] if tag else []
             head += [f"{mine} ({short})" for _, _, _, short in curves[1:]] if mine else []
         lines += ["", "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
                   "(authors' tag -> ours):", "", "| env step | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]  # fmt: skip
         for end in ends:
             cells = []
-            for tag, mine in tags.items():
-                if not tag.startswith("(none)"):
+            for tag, mine in tags:
+                if tag:
                     theirs = [v for r in official for t, s, v in r["scalars"] if t == tag and s == end]
                     cells.append(f"{np.mean(theirs):.4g}" if theirs else "")
                 for sc in group_sc if mine else []:
@@ -184,7 +184,8 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for (name, runs, _, _), color in zip(curves, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]):
+    for i, (name, runs, _, _) in enumerate(curves):
+        color = f"C{i}"
         r = np.stack([c[1] for c in runs])
         m, sd = r.mean(0), r.std(0)
         ax.plot(common, m, color=color, label=f"{name}, {len(runs)} seeds")

@@ -71,7 +71,7 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
     assert "| env step | authors s1 | ours s1 | v1 s1 |" in report and "| 12500 | 20.0 | 25.0 | 7.0 |" in report
     # weight std: authors 0.002, ours 0.002 (the window's mean), the variant logged none; the clip share: ours only
     head = next(line for line in report.splitlines() if line.startswith("| env step | update/q_weights_std"))
-    assert "(none)" not in head and "losses/dpmd_weight_clip_frac (v1)" in head
+    assert "None" not in head and "losses/dpmd_weight_clip_frac (v1)" in head
     row = [line for line in report.splitlines() if line.startswith("| 10000 |")][-1]  # the statistics' row
     assert row.startswith("| 10000 | 0.002 | 0.002 |  |")
     cells = row.strip("|").split("|")
