@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_cleanrl import rank_test_p  # noqa: E402
 from report import Run, mean_std, read_run  # noqa: E402
 
 # (the authors' update/* tag, ours) for the statistics table; None where only one side logs it
@@ -93,14 +94,31 @@ def window_mean(points: list[tuple[int, float]], end: int, width: int) -> float:
 
 
 LAST = 5  # evaluations averaged for the steadier figure beside the final one
+# per seed, from its evaluation returns on the common steps; "all" is the area under the learning curve per evaluation
+METRICS = {"final": lambda r: r[-1], "best": lambda r: r.max(), f"mean of the last {LAST}": lambda r: r[-LAST:].mean(),
+           "mean of all evaluations": lambda r: r.mean()}  # fmt: skip
 
 
-def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, str, str, str]:
-    finals = [r[-1] for _, r in curves]
-    bests = [r.max() for _, r in curves]
-    lasts = [r[-LAST:].mean() for _, r in curves]
-    per_seed = ", ".join(f"{f:.1f}/{b:.1f}" for f, b in zip(finals, bests))
-    return mean_std(finals), mean_std(bests), per_seed, f"{mean_std(lasts)} ({', '.join(f'{x:.1f}' for x in lasts)})"
+def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> list[str]:
+    """The main table's cells: final and best as mean +- std, per seed final/best, then the last-5 and all-evaluations
+    means, each with its per-seed values."""
+    v = {k: [f(r) for _, r in curves] for k, f in METRICS.items()}
+    per = lambda xs: f"{mean_std(xs)} ({', '.join(f'{x:.1f}' for x in xs)})"  # noqa: E731
+    per_seed = ", ".join(f"{f:.1f}/{b:.1f}" for f, b in zip(v["final"], v["best"]))
+    return [mean_std(v["final"]), mean_std(v["best"]), per_seed, per(v[f"mean of the last {LAST}"]),
+            per(v["mean of all evaluations"])]  # fmt: skip
+
+
+def against_theirs(ours: list[np.ndarray], theirs: list[np.ndarray]) -> list[str]:
+    """For each metric: is our mean inside the authors' seed range (min..max), and the exact two-sided rank test p of
+    our seeds against theirs."""
+    cells = []
+    for f in METRICS.values():
+        a, b = [f(r) for r in ours], [f(r) for r in theirs]
+        lo, hi, m = min(b), max(b), float(np.mean(a))
+        where = "inside" if lo <= m <= hi else ("above" if m > hi else "below")
+        cells.append(f"{m:.1f} {where} {lo:.1f}..{hi:.1f}, p {rank_test_p(a, b):.2f}")
+    return cells
 
 
 def main(argv=None) -> int:
@@ -143,10 +161,15 @@ def main(argv=None) -> int:
     lines += [f"Evaluation return (mean of the evaluation episodes) up to env step {common[-1]} (warm-up included); "
               "mean +- std over seeds; per seed final/best.", "",
               "| implementation | seeds | final | best | per seed (final/best) | mean of the last "
-              f"{LAST} evaluations (per seed) |", "|---|---|---|---|---|---|"]  # fmt: skip
+              f"{LAST} evaluations (per seed) | mean of all {len(common)} evaluations (per seed) |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, runs, seeds, _ in curves:
-        final, best, per_seed, last = summary(runs)
-        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {final} | {best} | {per_seed} | {last} |")
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | " + " | ".join(summary(runs)) + " |")
+    lines += ["", "Each of ours against the authors' seeds: our mean, where it lies in their seed range (min..max), and "
+              "the exact two-sided p of a rank test (Mann-Whitney) of our seeds against theirs:", "",
+              "| implementation | " + " | ".join(METRICS) + " |", "|---" * (1 + len(METRICS)) + "|"]  # fmt: skip
+    for name, runs, _, _ in curves[1:]:
+        lines.append(f"| {name} | " + " | ".join(against_theirs([r for _, r in runs], [r for _, r in theirs_c])) + " |")
     if len(groups) > 1:
         lines += ["", "Columns below: " + "; ".join(f"{short} = {name}" for name, _, _, short in curves[2:]) + "."]
     heads = [f"{short} s{seed}" for _, _, seeds, short in curves for seed in seeds]

@@ -43,8 +43,13 @@ def test_compare_official_shifts_steps_and_summarises(tmp_path):
     assert compare_official.main(["--official", *map(str, off), "--ours", *ours, "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     # common steps 7500..12500; authors final 20, 40 -> 30 +- 10; best 30, 50 -> 40 +- 10; ours final 25, 35; best 35, 45
-    assert "| authors' code (JAX) | 1, 2 | 30.0 +- 10.0 | 40.0 +- 10.0 | 20.0/30.0, 40.0/50.0 | 28.3 +- 8.3 (20.0, 36.7) |" in report
-    assert "| ours (PyTorch) | 1, 2 | 30.0 +- 5.0 | 40.0 +- 5.0 | 25.0/35.0, 35.0/45.0 | 30.0 +- 5.0 (25.0, 35.0) |" in report
+    # the last 5 and all evaluations are the same three here: authors (10 + 30 + 20) / 3 = 20 and 110 / 3 = 36.7
+    assert ("| authors' code (JAX) | 1, 2 | 30.0 +- 10.0 | 40.0 +- 10.0 | 20.0/30.0, 40.0/50.0 | 28.3 +- 8.3 (20.0, 36.7) "
+            "| 28.3 +- 8.3 (20.0, 36.7) |") in report
+    assert ("| ours (PyTorch) | 1, 2 | 30.0 +- 5.0 | 40.0 +- 5.0 | 25.0/35.0, 35.0/45.0 | 30.0 +- 5.0 (25.0, 35.0) "
+            "| 30.0 +- 5.0 (25.0, 35.0) |") in report
+    # against their range: final 30 inside 20..40; ours (25, 35) vs theirs (20, 40): U = 2, its mean, so p = 1
+    assert "| ours (PyTorch) | 30.0 inside 20.0..40.0, p 1.00 | 40.0 inside 30.0..50.0, p 1.00 |" in report
     assert "| 7500 | 10.0 | 20.0 | 15.0 | 25.0 |" in report
     # weights: ours averaged over (5000, 10000]: five logs at 0.001 and five at 0.003
     assert "| 10000 | 0.002 | 0.002 |" in report
@@ -67,7 +72,9 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
     assert compare_official.main(argv) == 0
     report = (out / "report.md").read_text()
     assert report.startswith("# DPMD: ours beside the authors' code (Hopper-v4)")
-    assert "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 | 6.0 +- 0.0 (6.0) |" in report
+    assert "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 | 6.0 +- 0.0 (6.0) | 6.0 +- 0.0 (6.0) |" in report
+    # the variant's final 7 lies below the authors' one seed (20); one seed against one: p = 1
+    assert "| ours, standardised | 7.0 below 20.0..20.0, p 1.00 | 7.0 below 30.0..30.0, p 1.00 |" in report
     assert "| env step | authors s1 | ours s1 | v1 s1 |" in report and "| 12500 | 20.0 | 25.0 | 7.0 |" in report
     # weight std: authors 0.002, ours 0.002 (the window's mean), the variant logged none; the clip share: ours only
     head = next(line for line in report.splitlines() if line.startswith("| env step | update/q_weights_std"))
@@ -77,6 +84,19 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
     cells = row.strip("|").split("|")
     assert cells[head.strip("|").split("|").index(" losses/dpmd_weight_clip_frac (v1) ")].strip() == "0.002"
     assert cells[head.strip("|").split("|").index(" update/running_q_mean (authors) ")].strip() == "12"
+
+
+def test_against_theirs_range_and_rank_test():
+    import numpy as np
+
+    theirs = [np.array([0.0, 10, 20]), np.array([0.0, 10, 22]), np.array([0.0, 10, 24])]  # finals 20..24, all-means 10..11.3
+    ours = [np.array([5.0, 30, 30]), np.array([5.0, 30, 31]), np.array([5.0, 30, 32])]  # every metric above theirs
+    cells = compare_official.against_theirs(ours, theirs)
+    # fully separated 3 against 3: p = 2 / 20
+    assert cells[0] == "31.0 above 20.0..24.0, p 0.10" and cells[1] == "31.0 above 20.0..24.0, p 0.10"
+    assert cells[3] == "22.0 above 10.0..11.3, p 0.10"
+    assert compare_official.against_theirs(theirs, ours)[0] == "22.0 below 30.0..32.0, p 0.10"
+    assert compare_official.against_theirs(theirs[:2], theirs)[0] == "21.0 inside 20.0..24.0, p 0.80"
 
 
 def test_compare_official_needs_common_steps(tmp_path):
