@@ -18,31 +18,7 @@ RUNS = {"s1": "sdac_2026-11-23_14-09-20_s1_cmp_s1", "s2": "sdac_2026-11-23_16-54
 BLOCKS, PER_BLOCK = 5, 20
 
 
-def tt(a):
-    return torch.as_tensor(np.asarray(a), dtype=torch.float32)
-
-
-def src_of(J):
-    def src(tag, i):
-        n = ("dacer_policy_net" if tag == "pol" else "q_net") + "/linear" + ("" if i == 0 else f"_{i}")
-        return J[f"P_{tag}|{n}|w"], J[f"P_{tag}|{n}|b"]
-    return src
-
-
-def load_actor(actor, src):  # torch_side.py load_actor: haiku [in, out] -> torch [out, in]
-    layers = [actor.time_emb.net[0], actor.time_emb.net[2], actor.net[0], actor.net[2], actor.net[4], actor.net[6]]
-    with torch.no_grad():
-        for i, l in enumerate(layers):
-            w, b = src("pol", i)
-            l.weight.copy_(tt(w).T), l.bias.copy_(tt(b))
-
-
-def load_q(qf, src):  # torch_side.py load_q: BatchedLinear holds [2, in, out]
-    with torch.no_grad():
-        for i, l in enumerate([qf.net[0], qf.net[2], qf.net[4], qf.net[6]]):
-            (w1, b1), (w2, b2) = src("q1", i), src("q2", i)
-            l.weight.copy_(tt(np.stack([w1, w2]))), l.bias.copy_(tt(np.stack([b1, b2])[:, None]))
-
+from xeval_maps import load_actor, load_q, src_of, tt  # noqa: E402
 
 args = S.Args(env_id="Hopper-v4", num_candidates=4, diffusion_steps=10, cuda=False)  # linear 0.8, x_T_scale 0.5
 assert (args.beta_schedule, args.linear_beta_scale, args.x_T_scale, args.clip_noisy_actions) == ("linear", 0.8, 0.5, False)
