@@ -4,8 +4,9 @@
 # A diffusion policy eps_theta(a_t, s, t) moved by mirror descent towards pi_k(a|s) exp(Q(s, a) / lambda): denoising
 # score matching on the current policy's own actions, each weighted by exp(Q / lambda). No reverse sampling, no
 # backpropagation through the chain. SDAC's critic, sampler, lambda rule and plumbing.
-# Read top to bottom: the arguments; the algorithm (schedules, networks, sampler, weighted DSM, one update); the
-# training loop; then the plumbing (envs, replay, checkpoints, evaluation, logging), shared with the other scripts.
+# Read top to bottom: the arguments; the algorithm (schedules, networks, sampler, weighted DSM, one update), which runs
+# alone and can be copied without the rest; the training loop; then the plumbing (envs, replay, checkpoints,
+# evaluation, logging), the same line for line in sdac_ and sac_continuous_action.py.
 import math
 import os
 import random
@@ -101,7 +102,7 @@ class Args:
     tau: float = 0.005
     """target critic and EMA policy smoothing coefficient"""
     target_network_frequency: int = 2
-    """iterations between target critic updates (official code: with every policy update)"""
+    """updates between target critic updates, from update 0 (official code: with every policy update)"""
 
     # Diffusion policy
     diffusion_steps: int = 20
@@ -113,7 +114,8 @@ class Args:
     x_T_scale: float = 0.5
     """std of x_T at the start of reverse sampling (official code: 0.5; paper: 1.0)"""
     num_candidates: int = 32
-    """N: actions sampled per state when acting and in the target; the best by min(Q1, Q2) is kept (1: no best-of-N)"""
+    """N: reverse-diffusion samples per state, the best by min(Q1, Q2) kept, wherever the policy is sampled: acting,
+    and a' in the critic target, which are also the policy step's actions (1: no best-of-N)"""
     q_normalization: Literal["authors", "standardised"] = "authors"
     """the Q in the weights: authors: q - running_mean / running_std, as written in their code (algorithm/dpmd.py:132;
     by precedence only the mean is divided; once Q has grown nearly every weight sits at the clip); standardised:
@@ -133,7 +135,7 @@ class Args:
     policy_lr_decay_steps: int = 50_000
     """policy updates over which the policy lr falls linearly to policy_lr_end"""
     policy_frequency: int = 2
-    """iterations between policy updates (delayed update, algorithm/dpmd.py:184)"""
+    """updates between policy updates, from update 0 (delayed update, algorithm/dpmd.py:184)"""
     ema: bool = True
     """act and evaluate with an EMA copy of the noise network (authors' code, algorithm/dpmd.py:235-237); else with
     the online one. The actions inside the update always come from the online one (dpmd.py:110)"""
@@ -146,7 +148,7 @@ class Args:
     lambda_lr: float = 7e-3
     """learning rate of lambda tuning"""
     lambda_update_interval: int = 250
-    """iterations between lambda updates"""
+    """updates between lambda updates, from update 0"""
     target_entropy_scale: float = 0.9
     """entropy tuning target: H = -target_entropy_scale * action_dim"""
     lambda_target: float = 1.0
@@ -170,20 +172,15 @@ class Args:
 
 
 ALGORITHM = "DPMD"  # in messages, checkpoint formats and saved-model names
-# what validate_args (in the plumbing) checks each option against
-BOUNDS = (
-    [(name, ">= 1") for name in ("total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size",
-                                 "diffusion_steps", "num_candidates", "policy_frequency",
-                                 "target_network_frequency", "lambda_update_interval", "log_interval", "eval_episodes",
-                                 "policy_lr_decay_steps")]
-    + [(name, ">= 0") for name in ("learning_starts", "checkpoint_interval", "eval_interval", "progress_seconds",
-                                   "exploration_noise", "policy_lr_decay_begin", "policy_lr_end", "lambda_lr")]
-    + [(name, "> 0") for name in ("q_lr", "policy_lr", "lambda_init", "lambda_target", "x_T_scale", "linear_beta_scale",
-                                  "reward_scale", "q_clip", "q_stats_rate")]
-    + [("linear_beta_scale", "< 1.001")]  # so that every beta_t < 1 (the linear betas reach 0.999 * scale)
-)  # fmt: skip
-# options added since the checkpoint format: the values older checkpoints ran with (none yet)
-OLDER_CHECKPOINT_ARGS: dict = {}
+# the bounds validate_args (in the plumbing) checks: options that must be >= 1, >= 0, > 0, and below a limit
+AT_LEAST_ONE = ("total_timesteps", "num_envs", "gradient_steps", "buffer_size", "batch_size", "diffusion_steps",
+                "num_candidates", "policy_frequency", "target_network_frequency", "lambda_update_interval",
+                "log_interval", "eval_episodes", "policy_lr_decay_steps")  # fmt: skip
+NON_NEGATIVE = ("learning_starts", "checkpoint_interval", "eval_interval", "progress_seconds", "exploration_noise",
+                "policy_lr_decay_begin", "policy_lr_end", "lambda_lr")  # fmt: skip
+POSITIVE = ("q_lr", "policy_lr", "lambda_init", "lambda_target", "x_T_scale", "linear_beta_scale", "reward_scale",
+            "q_clip", "q_stats_rate")  # fmt: skip
+BELOW = {"linear_beta_scale": 1.001}  # so that every beta_t < 1 (the linear betas reach 0.999 * scale)
 
 
 # =====================================================================================================================
@@ -216,7 +213,7 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
         b_min, b_max = 0.1, 10.0
         betas = 1 - torch.exp(-b_min / T - (b_max - b_min) * (2 * t - 1) / (2 * T**2))
     else:
-        raise RunError(f"unknown beta schedule {kind!r}")
+        raise ValueError(f"unknown beta schedule {kind!r}")
     alphas = 1 - betas
     abar = torch.cumprod(alphas, 0)
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
@@ -233,7 +230,8 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Networks: eps_theta(a_t, s, t) = MLP(concat[s, a_t, emb(t)]) and twin critics, 3 x 256 with mish
+# Networks: the noise network eps_theta(a_t, s, t) = MLP(concat[s, a_t, emb(t)]), called `actor` wherever it is used
+# (its EMA copy `actor_ema`), and the twin critics Q1, Q2 (`qf`), 3 x 256 with mish
 
 
 def haiku_init_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
@@ -321,12 +319,12 @@ def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reverse_diffusion(eps_fn: Callable, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
+def reverse_diffusion(actor: Callable, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
     """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1]."""
     B, T = obs.shape[0], sched.betas.shape[0]
     x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
     for i in reversed(range(T)):
-        eps = eps_fn(obs, x, torch.full((B,), i, device=obs.device))
+        eps = actor(obs, x, torch.full((B,), i, device=obs.device))
         x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-1, 1)
         x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
         if i > 0:  # no noise at the last step
@@ -368,13 +366,13 @@ def q_weights(q, running_mean, running_std, lam, clip: float, normalization: str
     return torch.exp(z.clamp(-clip, clip) / lam), z
 
 
-def weighted_dsm_loss(eps_fn, obs, a0, t_idx, sched, w):
+def weighted_dsm_loss(actor, obs, a0, t_idx, sched, w):
     """Denoising score matching (eq. 5 in noise form) on actions a0, each weighted by w: the mean over the B*d entries
     of w (eps_theta(sqrt(abar_t) a0 + sqrt(1 - abar_t) eps, s, t) - eps)^2 (utils/diffusion.py:136-145). With a0 from
     pi_k and w = exp(Q / lambda), its minimiser is the noised score of pi_k exp(Q / lambda), normalised."""
     abar = sched.abar[t_idx][:, None]
     eps = torch.randn_like(a0)
-    pred = eps_fn(obs, abar.sqrt() * a0 + (1 - abar).sqrt() * eps, t_idx)
+    pred = actor(obs, abar.sqrt() * a0 + (1 - abar).sqrt() * eps, t_idx)
     return (w[:, None] * (pred - eps) ** 2).mean()
 
 
@@ -388,6 +386,16 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
 # One update (algorithm/dpmd.py:90-205): critic, policy (weighted DSM), target critics and EMA policy, lambda
 
 
+class Batch(NamedTuple):
+    """A minibatch of transitions from the replay buffer (terminations: 1.0 where s' ended the episode)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminations: torch.Tensor
+
+
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """target <- (1 - tau) target + tau online, all parameters in one fused call."""
     with torch.no_grad():
@@ -399,6 +407,15 @@ def policy_lr_at(policy_updates: int, lr: float, lr_end: float, decay_begin: int
     first decay_begin policy updates, then linear to lr_end over decay_steps, then lr_end."""
     frac = min(max(policy_updates - decay_begin, 0) / decay_steps, 1.0)
     return lr + frac * (lr_end - lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """In place, so that a compiled step whose lr is a tensor does not recompile."""
+    group = optimizer.param_groups[0]
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(lr)
+    else:
+        group["lr"] = lr
 
 
 def make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_stats, q_optimizer, actor_optimizer, lam_optimizer,
@@ -517,8 +534,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     # env setup
-    envs = make_vector_env([make_env(args.env_id) for _ in range(args.num_envs)])
-    eval_envs = make_vector_env([make_env(args.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
+    envs = make_vector_env(args.env_id, args.num_envs)
+    eval_envs = make_vector_env(args.env_id, args.eval_episodes, render_first=args.capture_video)
     obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
 
     # the noise network eps_theta and its EMA copy, the twin critics and their targets, lambda, the Q statistics
@@ -537,9 +554,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     policy = make_policy(sched, args)
     update, update_lambda = make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_stats, q_optimizer,
                                         actor_optimizer, lam_optimizer, sched, args)  # fmt: skip
-    act = policy  # acting and evaluation
-    if args.compile or args.cudagraphs:
-        act = torch.compile(policy, mode="reduce-overhead" if args.cudagraphs else None)
+    if args.compile or args.cudagraphs:  # for acting and evaluation (the updates compile their own, above)
+        policy = torch.compile(policy, mode="reduce-overhead" if args.cudagraphs else None)
     acting_actor = actor_ema if args.ema else actor  # the authors act and evaluate with the EMA policy
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
 
@@ -550,7 +566,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     headline = f"DPMD on {args.env_id}: N={args.num_candidates}, T={args.diffusion_steps}"
     log = RunLog(args, run_name, global_step, ckpt is not None, headline, device)
     num_iterations = math.ceil(args.total_timesteps / args.num_envs)
-    timer, finite = Timer(num_iterations, device), FiniteCheck(device, args.resume, global_step)
+    finite = FiniteCheck(device, args.resume, global_step)
     metrics: dict[str, torch.Tensor] = {}
 
     # start the game
@@ -564,7 +580,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
             actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
         else:
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            actions = act(acting_actor, qf, obs_t, args.exploration_noise * lam).cpu().numpy()
+            actions = policy(acting_actor, qf, obs_t, args.exploration_noise * lam).cpu().numpy()
             finite.check(f"action at global step {global_step}: the networks diverged", not np.isfinite(actions).all())
         next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
         log.episodes(infos, global_step)
@@ -574,7 +590,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
         # training (a run resumed without its buffer first refills learning_starts transitions, acting with the policy)
         if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
-            timer.training_iteration(iteration)
+            log.progress.training_iteration(iteration, time.time())
             for _ in range(args.gradient_steps):
                 # u counts updates from 0: the policy, the targets and lambda step at u = 0 and at every multiple of
                 # their interval, as in the authors' code (algorithm/dpmd.py:159-189)
@@ -594,9 +610,9 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
         if crossed(global_step, args.eval_interval, args.num_envs) or iteration == num_iterations:
             finite.check(f"loss before evaluation at global step {global_step}")
-            with timer.paused():
+            with log.progress.paused():
                 frames = [] if args.capture_video else None
-                returns, lengths = evaluate(lambda o: act(acting_actor, qf, o, 0.0), eval_envs, scale, bias, device,
+                returns, lengths = evaluate(lambda o: policy(acting_actor, qf, o, 0.0), eval_envs, scale, bias, device,
                                             seed=args.seed + 100_000 + global_step, frames=frames)  # fmt: skip
                 eval_history.append((global_step, float(returns.mean()), float(returns.std())))
                 log.evaluation(global_step, returns, lengths, frames, eval_envs.metadata["render_fps"])
@@ -615,10 +631,10 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
         save_model(f"{log.run_dir}/{args.exp_name}.dpmd_model", args, state)
     envs.close()
     eval_envs.close()
-    log.close()
+    seconds_per_iteration = log.close()
     return {"run_dir": log.run_dir, "global_step": global_step, "eval_history": eval_history,
             "checkpoint": finite.last_checkpoint, "lambda": log_lam.exp().item(),
-            "seconds_per_iteration": timer.per_iteration(iteration)}  # fmt: skip
+            "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
 
 
 # =====================================================================================================================
@@ -631,18 +647,13 @@ class RunError(Exception):
     """An error that ends the run with one line and no traceback: bad input, an unusable checkpoint, a diverged run."""
 
 
-def make_env(env_id: str, render: bool = False):
-    def thunk():
-        return gym.make(env_id, render_mode="rgb_array") if render else gym.make(env_id)
-
-    return thunk
-
-
-def make_vector_env(env_fns) -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: when an episode ends, `next_obs` is already the reset observation and the true
-    # final observation is in infos["final_obs"]; every vector step then yields num_envs real transitions.
+def make_vector_env(env_id: str, num_envs: int, render_first: bool = False) -> gym.vector.VectorEnv:
+    """num_envs copies of the env, stepped together (env 0 renders frames if render_first). SAME_STEP autoreset: when
+    an episode ends, `next_obs` is already the reset observation and the true final observation is in
+    infos["final_obs"]; every vector step then yields num_envs real transitions."""
+    env_fns = [partial(gym.make, env_id, **({"render_mode": "rgb_array"} if render_first and i == 0 else {}))
+               for i in range(num_envs)]  # fmt: skip
     envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
@@ -663,46 +674,39 @@ def finished_episodes(infos: dict) -> list[tuple[float, int]]:
     return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
 
 
-def action_scale_bias(space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
-    """Actions live in [-1, 1]^d; the env gets a * scale + bias. Only a bounded Box qualifies."""
+def check_env(env_id: str, render: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Create the env once, before anything is written: (with render, for --capture-video) a missing off-screen
+    renderer, an unknown id and unsuitable spaces fail here, in one line. Returns the action scale and bias: the
+    policy acts in [-1, 1]^d and the env gets a * scale + bias, so only a bounded Box action space qualifies."""
+    if render:  # MUJOCO_GL is read when MuJoCo is first imported: without a display, EGL on a CUDA machine, else OSMesa
+        if not os.environ.get("DISPLAY"):
+            os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
+        try:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env.reset(seed=0)
+            env.render()
+            env.close()
+        except gym.error.Error:
+            pass  # not a rendering problem: said below
+        except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the user needs the same advice
+            raise RunError(f"--capture-video cannot render {env_id} off-screen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}"
+                           f", {type(e).__name__}): install OSMesa (Debian: libosmesa6) and set MUJOCO_GL=osmesa, or "
+                           "EGL (libegl1) with MUJOCO_GL=egl") from None
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
+        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        raise RunError(f"cannot create env {env_id!r}: {e}{hint}") from None
+    env.close()
+    space, obs_space = env.action_space, env.observation_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise RunError(f"{ALGORITHM} needs a flat Box observation space, got {obs_space}")
     if not isinstance(space, gym.spaces.Box):
         raise RunError(f"{ALGORITHM} needs a continuous (Box) action space, got {space}")
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
         raise RunError(f"{ALGORITHM} needs a bounded Box action space with finite low < high, got {space}")
     return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
-
-
-def check_env(env_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """Create the env once, before anything is written: unknown ids and unsuitable spaces fail here, clearly."""
-    try:
-        env = gym.make(env_id)
-    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
-        hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
-        raise RunError(f"cannot create env {env_id!r}: {e}{hint}") from None
-    try:
-        obs_space = env.observation_space
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise RunError(f"{ALGORITHM} needs a flat Box observation space, got {obs_space}")
-        return action_scale_bias(env.action_space)
-    finally:
-        env.close()
-
-
-def check_rendering(env_id: str) -> None:
-    """--capture-video: one frame rendered off-screen, or a one-line error saying what to install. Without a display
-    MUJOCO_GL defaults to EGL on a CUDA machine and to OSMesa otherwise (set before MuJoCo is first imported)."""
-    if not os.environ.get("DISPLAY"):
-        os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
-    try:
-        env = gym.make(env_id, render_mode="rgb_array")
-        env.reset(seed=0)
-        env.render()
-        env.close()
-    except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the user needs the same advice
-        raise RunError(f"--capture-video cannot render {env_id} off-screen (MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
-                       f"{type(e).__name__}): install OSMesa (Debian: libosmesa6) and set MUJOCO_GL=osmesa, or EGL "
-                       "(libegl1) with MUJOCO_GL=egl") from None
 
 
 def write_video(path: str, frames: list, fps: float) -> None:
@@ -713,17 +717,19 @@ def write_video(path: str, frames: list, fps: float) -> None:
 
 
 def validate_args(args: Args) -> None:
-    """Each option against its bound (BOUNDS, below Args) and the combinations that cannot work, in one line each."""
-    if args.load_model and not args.eval_only:
-        raise RunError("--load-model is for --eval-only; to continue training, --resume a checkpoint")
-    for name, bound in BOUNDS:
-        (op, limit), value = bound.split(), getattr(args, name)
-        if not {">=": value >= float(limit), ">": value > float(limit), "<": value < float(limit)}[op]:
-            raise RunError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+    """Each option against its bound (the lists below Args) and the combinations that cannot work, one line each."""
+    for name, bound, ok in ([(n, ">= 1", getattr(args, n) >= 1) for n in AT_LEAST_ONE]
+                            + [(n, ">= 0", getattr(args, n) >= 0) for n in NON_NEGATIVE]
+                            + [(n, "> 0", getattr(args, n) > 0) for n in POSITIVE]
+                            + [(n, f"< {limit}", getattr(args, n) < limit) for n, limit in BELOW.items()]):  # fmt: skip
+        if not ok:  # (NaN fails every comparison)
+            raise RunError(f"--{name.replace('_', '-')} must be {bound}, got {getattr(args, name)}")
     if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
         raise RunError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
     if args.batch_size > args.buffer_size:
         raise RunError(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.load_model and not args.eval_only:
+        raise RunError("--load-model is for --eval-only; to continue training, --resume a checkpoint")
     if args.resume is not None and not os.path.isfile(args.resume):
         raise RunError(f"checkpoint not found: {args.resume}")
     if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
@@ -734,9 +740,7 @@ def check_run(args: Args) -> tuple[np.ndarray, np.ndarray, Optional[dict]]:
     """Everything that can be wrong with the input, checked before anything is written: the arguments, rendering,
     the env, and the checkpoint to resume. Returns the action scale and bias and the checkpoint (or None)."""
     validate_args(args)
-    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
-        check_rendering(args.env_id)
-    scale, bias = check_env(args.env_id)
+    scale, bias = check_env(args.env_id, render=args.capture_video)
     return scale, bias, load_checkpoint(args.resume, args) if args.resume else None
 
 
@@ -748,36 +752,15 @@ def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch
     return torch.optim.Adam(params, lr=lr)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    group = optimizer.param_groups[0]
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(lr)
-    else:
-        group["lr"] = lr
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# Replay buffer on the training device
-
-
-class Batch(NamedTuple):
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminations: torch.Tensor
+# Replay buffer on the training device (its minibatch, Batch, is defined with the algorithm)
 
 
 class ReplayBuffer:
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
         self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
-        self.data = Batch(
-            torch.zeros(capacity, obs_dim, device=device),
-            torch.zeros(capacity, act_dim, device=device),
-            torch.zeros(capacity, device=device),
-            torch.zeros(capacity, obs_dim, device=device),
-            torch.zeros(capacity, device=device),
-        )
+        shapes = Batch(obs=(obs_dim,), actions=(act_dim,), rewards=(), next_obs=(obs_dim,), terminations=())
+        self.data = Batch(*(torch.zeros(capacity, *shape, device=device) for shape in shapes))
 
     def add(self, obs, actions, rewards, next_obs, terminations) -> None:
         """One vector step: done = terminated only, so truncated episodes bootstrap from the true s'."""
@@ -792,7 +775,8 @@ class ReplayBuffer:
         return Batch(*(buf[idx] for buf in self.data))
 
     def state_dict(self) -> dict:
-        return {"ptr": self.ptr, "size": self.size, "data": [buf[: self.size].cpu() for buf in self.data]}
+        # a copy of what it holds: a slice on the CPU would be a view, and torch.save writes a view's whole storage
+        return {"ptr": self.ptr, "size": self.size, "data": [buf[: self.size].to("cpu", copy=True) for buf in self.data]}
 
     def load_state_dict(self, state: dict) -> None:
         self.ptr, self.size = state["ptr"], state["size"]
@@ -833,42 +817,35 @@ def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters:
     return path
 
 
+def save_model(path: str, args: Args, state: dict) -> None:
+    torch.save({"args": asdict(args), **state_dicts(state, args, model_only=True)}, path)
+    print(f"model saved to {path}")
+
+
 def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
     """The checkpoint at path (or, with saved_model_ok, a --save-model file), else a one-line error that says what
     the file is instead."""
+    kind = "a saved model or a checkpoint" if saved_model_ok else "a checkpoint"
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise RunError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    older = [f"{ALGORITHM.lower()}-checkpoint-v{v}" for v in (1, 2)]
-    if isinstance(ckpt, dict) and ckpt.get("format") in older:
-        raise RunError(f"{path} was written by an older version of this script (other defaults); start a new run")
+    except OSError as e:
+        raise RunError(f"cannot read {path}: {e.strerror or e}") from None
+    except Exception:  # noqa: BLE001 - whatever torch.load raises on a file it did not write
+        raise RunError(f"{path} is not {kind} of {ALGORITHM}: not a file torch.save wrote, or a truncated one") from None
     if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor", "qf"} <= ckpt.keys():
         if saved_model_ok:
             return ckpt
         raise RunError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
                        "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        kind = "a saved model or a checkpoint" if saved_model_ok else "a checkpoint"
         raise RunError(f"{path} is not {kind} of {ALGORITHM} (written by {os.path.basename(__file__)})")
     return ckpt
 
 
-def checkpoint_args(ckpt: dict) -> dict:
-    """The hyperparameters a checkpoint was written with (options it predates take their values from before)."""
-    return {**OLDER_CHECKPOINT_ARGS, **ckpt["args"]}
-
-
-def save_model(path: str, args: Args, state: dict) -> None:
-    torch.save({"args": asdict(args), **state_dicts(state, args, model_only=True)}, path)
-    print(f"model saved to {path}")
-
-
 def load_checkpoint(path: str, args: Args) -> dict:
     ckpt = read_checkpoint(path)
-    saved, now = checkpoint_args(ckpt), asdict(args)
-    diff = [f"--{k.replace('_', '-')} {saved.get(k)!r} (checkpoint) vs {v!r} (now)"
-            for k, v in now.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]  # fmt: skip
+    diff = [f"--{k.replace('_', '-')} {ckpt['args'].get(k)!r} (checkpoint) vs {v!r} (now)"
+            for k, v in asdict(args).items() if k not in RESUMABLE_CHANGES and ckpt["args"].get(k) != v]  # fmt: skip
     if diff:
         raise RunError(f"checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
     if ckpt["global_step"] >= args.total_timesteps:
@@ -934,16 +911,14 @@ def evaluate_saved(args: Args) -> np.ndarray:
     if not os.path.exists(args.load_model):
         raise RunError(f"model not found: {args.load_model}")
     saved = read_checkpoint(args.load_model, saved_model_ok=True)
-    known = {f.name for f in fields(Args)}
-    run = Args(**{**{k: v for k, v in checkpoint_args(saved).items() if k in known}, "eval_episodes": args.eval_episodes})
-    validate_args(run)
-    if args.capture_video:  # first: it picks MUJOCO_GL before MuJoCo is imported
-        check_rendering(run.env_id)
-    scale, bias = check_env(run.env_id)
+    # the run's own hyperparameters; from this command only the episodes, the device and the video (not what it resumed)
+    now = {"eval_episodes": args.eval_episodes, "cuda": args.cuda, "capture_video": args.capture_video, "resume": None}
+    run = Args(**{**{k: v for k, v in saved["args"].items() if k in {f.name for f in fields(Args)}}, **now})
+    scale, bias, _ = check_run(run)
     torch.manual_seed(args.seed)  # the policy's draws: the same file and seed give the same returns
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    eval_envs = make_vector_env([make_env(run.env_id, args.capture_video and i == 0) for i in range(args.eval_episodes)])
-    frames = [] if args.capture_video else None
+    device = torch.device("cuda" if torch.cuda.is_available() and run.cuda else "cpu")
+    eval_envs = make_vector_env(run.env_id, run.eval_episodes, render_first=run.capture_video)
+    frames = [] if run.capture_video else None
     obs_dim, act_dim = eval_envs.single_observation_space.shape[0], eval_envs.single_action_space.shape[0]
     policy = saved_policy(saved, run, obs_dim, act_dim, scale, device)
     returns, lengths = evaluate(policy, eval_envs, scale, bias, device, seed=args.seed, frames=frames)
@@ -958,7 +933,7 @@ def evaluate_saved(args: Args) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Logging, timing and the non-finite check
+# Logging, progress and the non-finite check
 
 
 def crossed(step: int, interval: int, num_envs: int) -> bool:
@@ -972,39 +947,75 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    """Env steps done of the total, the SPS over the time since the last line (not since the start: the random
-    warm-up runs thousands of steps per second, training on a CPU a few), the last evaluation, and the ETA at the
-    recent rate."""
+    """The time per training iteration (act, env step, updates; evaluations excluded), timed from the 10th training
+    iteration on (the first ones absorb compilation) where the run allows, and the one estimate made from it: the
+    time left, rate x iterations left. It feeds a status line every progress_seconds (env steps, the SPS since the
+    last line, the last evaluation, the ETA) and, after 10 timed iterations, a warning when the rest of a CPU run
+    needs more than an hour. The random warm-up, thousands of steps per second, counts in no estimate."""
 
-    def __init__(self, total: int, step: int, seconds: float):
-        self.total, self.seconds, self.last = total, seconds, (time.time(), step)
-        self.eval: Optional[tuple[int, float]] = None  # (step, mean return) of the last evaluation
+    def __init__(self, args: Args, step: int, device: torch.device, now: float):
+        self.args, self.device, self.last = args, device, (now, step)  # last: (time, step) of the last status line
+        self.num_iterations = math.ceil(args.total_timesteps / args.num_envs)
+        self.first = self.start = self.iteration = None  # the first timed iteration, when it began, the last begun
+        self.excluded, self.eval = 0.0, None  # seconds paused; (step, mean return) of the last evaluation
+
+    def training_iteration(self, iteration: int, now: float) -> None:
+        if self.first is None:
+            self.first = iteration + (10 if self.num_iterations - iteration >= 20 else 0)
+        if iteration == self.first:
+            self.start, self.excluded = now, 0.0
+        self.iteration = iteration
+        if iteration == self.first + 10 and self.device.type == "cpu":  # 10 iterations timed: the cost is known
+            if (left := (now - self.start - self.excluded) / 10 * (self.num_iterations - iteration + 1)) > 3600:
+                print(f"warning: on this CPU the training needs about {duration(left)} more; the official settings are "
+                      "a GPU job (README: CPU quick start)", flush=True)  # fmt: skip
+
+    def seconds_per_iteration(self, now: float) -> Optional[float]:
+        """Over the timed iterations so far (the last one counted whole), None before the first."""
+        if self.start is None or self.iteration < self.first:
+            return None
+        return (now - self.start - self.excluded) / (self.iteration - self.first + 1)
+
+    @contextmanager
+    def paused(self):
+        start = time.time()
+        yield
+        self.excluded += time.time() - start
 
     def line(self, step: int, now: float) -> Optional[str]:
         """The status line if progress_seconds have passed since the last one, else None."""
         dt = now - self.last[0]
-        if dt < self.seconds or dt <= 0:
+        if dt < self.args.progress_seconds or dt <= 0:
             return None
         self.last, sps = (now, step), (step - self.last[1]) / dt
         last_eval = f"eval {self.eval[1]:.1f} at step {self.eval[0]}" if self.eval else "no evaluation yet"
-        eta = duration((self.total - step) / sps) if sps > 0 else "unknown"
-        return (f"step {step}/{self.total} ({100 * step / self.total:.1f}%) | {sps:.1f} SPS over {dt:.1f} s | "
-                f"{last_eval} | ETA {eta}")
+        rate = self.seconds_per_iteration(now)
+        left = math.ceil((self.args.total_timesteps - step) / self.args.num_envs)
+        eta = duration(rate * left) if rate is not None else "once training is timed"
+        return (f"step {step}/{self.args.total_timesteps} ({100 * step / self.args.total_timesteps:.1f}%) | "
+                f"{sps:.1f} SPS over {dt:.1f} s | {last_eval} | ETA {eta}")
 
 
 class RunLog:
-    """What a run reports: TensorBoard scalars in runs/{run_name} (synced to wandb with --track), training episodes,
-    evaluations (and their videos), the SPS over each log interval and a status line every progress_seconds."""
+    """What a run reports: TensorBoard scalars in runs/{run_name} (synced to Weights & Biases with --track, as CleanRL
+    does), training episodes, evaluations (and their videos), the SPS over each log interval and the status line."""
 
     def __init__(self, args: Args, run_name: str, global_step: int, resumed: bool, headline: str, device):
-        self.args, self.run_name, self.run_dir = args, run_name, f"runs/{run_name}"
+        self.args, self.run_name, self.run_dir, self.tracker = args, run_name, f"runs/{run_name}", None
+        if args.track:  # before the writer, whose logs it syncs; a resumed run continues its wandb run
+            try:
+                import wandb  # imported only when asked for
+            except ImportError:
+                raise RunError("--track needs wandb: pip install wandb") from None
+            self.tracker = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name,
+                                      id=run_name, resume="allow", config=asdict(args), sync_tensorboard=True,
+                                      save_code=True)  # fmt: skip
         os.makedirs(self.run_dir, exist_ok=True)
-        self.tracker = start_tracking(args, run_name) if args.track else None  # before the writer, whose logs it syncs
         self.writer = SummaryWriter(self.run_dir, purge_step=global_step + 1 if resumed else None)
         if not resumed:
             table = "\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])
             self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-        self.progress = Progress(args.total_timesteps, global_step, args.progress_seconds)
+        self.progress = Progress(args, global_step, device, time.time())
         self.sps_mark = (time.time(), global_step)
         print(f"{headline} | {args.num_envs} envs, {args.gradient_steps} update(s) per vector step | "
               f"{args.total_timesteps} env steps, the first {args.learning_starts} random | {device} | {self.run_dir}",
@@ -1035,63 +1046,14 @@ class RunLog:
         print(f"global_step={step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
         self.scalars("eval", {"episodic_return": returns.mean(), "episodic_length": lengths.mean()}, step)
 
-    def close(self) -> None:
+    def close(self) -> Optional[float]:
+        """Closes the logs; returns the seconds per training iteration (None if none was timed), also printed."""
         self.writer.close()
         if self.tracker:
             self.tracker.finish()
-
-
-def start_tracking(args: Args, run_name: str):
-    """--track: a Weights & Biases run named after the run folder (a resumed run continues it), with the arguments as
-    its config and TensorBoard synced, as CleanRL does. wandb is imported only here."""
-    try:
-        import wandb
-    except ImportError:
-        raise RunError("--track needs wandb: pip install wandb") from None
-    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name,
-                      resume="allow", config=asdict(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
-class Timer:
-    """Seconds per training iteration (act, env step, updates), evaluation excluded, from the 10th training iteration
-    on (the first ones absorb compilation) where the run allows; after 10 timed iterations, a warning when the rest
-    of a CPU run needs more than an hour."""
-
-    def __init__(self, num_iterations: int, device: torch.device):
-        self.num_iterations, self.device = num_iterations, device
-        self.first: Optional[int] = None  # the first timed iteration
-        self.start, self.excluded = None, 0.0
-
-    def training_iteration(self, iteration: int) -> None:
-        if self.first is None:
-            self.first = iteration + (10 if self.num_iterations - iteration >= 20 else 0)
-        if iteration == self.first:
-            self.start, self.excluded = time.time(), 0.0
-        if iteration == self.first + 10:  # 10 timed iterations: the cost is known
-            seconds_left = (time.time() - self.start - self.excluded) / 10 * (self.num_iterations - iteration)
-            if warning := cpu_warning(self.device, seconds_left):
-                print(warning, flush=True)
-
-    @contextmanager
-    def paused(self):
-        start = time.time()
-        yield
-        self.excluded += time.time() - start
-
-    def per_iteration(self, iteration: int) -> Optional[float]:
-        if self.start is None:
-            return None
-        seconds = (time.time() - self.start - self.excluded) / (iteration - self.first + 1)
-        print(f"time per training iteration: {seconds * 1000:.1f} ms (evaluation excluded), on {self.device}")
+        if (seconds := self.progress.seconds_per_iteration(time.time())) is not None:
+            print(f"time per training iteration: {seconds * 1000:.1f} ms (evaluation excluded), on {self.progress.device}")
         return seconds
-
-
-def cpu_warning(device: torch.device, seconds_left: float) -> Optional[str]:
-    """A warning when the rest of a CPU run takes more than an hour."""
-    if device.type != "cpu" or seconds_left <= 3600:
-        return None
-    return (f"warning: on this CPU the training needs about {duration(seconds_left)} more; the official settings are a "
-            "GPU job (README: CPU quick start)")
 
 
 class FiniteCheck:
@@ -1127,7 +1089,7 @@ def cli_args(argv: list[str]) -> Args:
     paths += [b for a, b in zip(argv, argv[1:]) if a == "--resume"]
     if not paths or not os.path.exists(paths[-1]):
         return tyro.cli(Args, args=argv)  # (a missing checkpoint is reported by train)
-    saved, known = checkpoint_args(read_checkpoint(paths[-1], mmap=True)), {f.name for f in fields(Args)}
+    saved, known = read_checkpoint(paths[-1], mmap=True)["args"], {f.name for f in fields(Args)}
     return tyro.cli(Args, args=argv, default=Args(**{k: v for k, v in saved.items() if k in known}))
 
 

@@ -65,3 +65,21 @@ def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tm
         most = args.num_envs if tag.startswith("charts/episodic") else 1
         assert max(steps.count(s) for s in steps) <= most, f"{tag} has duplicated steps after resume"
     assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
+
+
+@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+def test_checkpoint_holds_the_buffers_transitions_not_its_capacity(script, tmp_path, monkeypatch):
+    """--checkpoint-buffer writes what the buffer holds: 100 transitions of a 200k buffer cost ~10 KB, not 22 MB."""
+    monkeypatch.chdir(tmp_path)
+    tiny = dict(COMMON, buffer_size=200_000, learning_starts=100, total_timesteps=100, checkpoint_interval=100,
+                checkpoint_buffer=True, eval_interval=0)  # fmt: skip
+    if script is not sac:
+        tiny.update(num_candidates=2, diffusion_steps=3, **({"num_reverse_samples": 4} if script is sdac else {}))
+    out = script.train(script.Args(**tiny))
+    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    assert ckpt["buffer"]["size"] == 100
+    torch.save({**ckpt, "buffer": None}, tmp_path / "without_buffer.pt")
+    buffer_bytes = os.path.getsize(out["checkpoint"]) - os.path.getsize(tmp_path / "without_buffer.pt")
+    obs_dim, act_dim = 11, 3  # Hopper-v4
+    held = 100 * (2 * obs_dim + act_dim + 2) * 4  # s, a, r, s', done as float32
+    assert held <= buffer_bytes < 1.5 * held + 8192, f"{buffer_bytes} bytes for {held} bytes of transitions"

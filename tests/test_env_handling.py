@@ -19,8 +19,11 @@ class CountingEnv(gym.Env):
     observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
     action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
 
-    def __init__(self, index: int):
-        self.index, self.episode, self.t = index, -1, 0
+    created = 0  # the sub-envs of one vector env get indices 0, 1, ... in the order they are made
+
+    def __init__(self):
+        self.index, self.episode, self.t = CountingEnv.created, -1, 0
+        CountingEnv.created += 1
 
     def _obs(self):
         return np.array([self.index, self.episode, self.t], dtype=np.float32)
@@ -36,10 +39,13 @@ class CountingEnv(gym.Env):
         return self._obs(), float(self.t), terminated, False, {}
 
 
+gym.register("CountingEnv-v0", entry_point=CountingEnv, max_episode_steps=5, disable_env_checker=True)
+
+
 @SCRIPTS
 def test_final_observations_and_flags_reach_the_replay_buffer(script):
-    n = 3
-    envs = script.make_vector_env([lambda i=i: gym.wrappers.TimeLimit(CountingEnv(i), 5) for i in range(n)])
+    n, CountingEnv.created = 3, 0
+    envs = script.make_vector_env("CountingEnv-v0", n)
     rb = script.ReplayBuffer(1000, 3, 1, torch.device("cpu"))
     obs, _ = envs.reset(seed=0)
     episodes, steps = [], 40

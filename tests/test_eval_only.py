@@ -2,6 +2,7 @@
 same returns for the same seed; the weights in the file are the ones evaluated; bad files get one-line errors."""
 
 import glob
+import os
 
 import numpy as np
 import pytest
@@ -53,10 +54,23 @@ def test_eval_only_bad_input(script, error, tiny, tmp_path, monkeypatch):
     with pytest.raises(error, match="model not found: nope.pt"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="nope.pt"))
     (tmp_path / "garbage.pt").write_bytes(b"garbage")
-    with pytest.raises(error, match="cannot read checkpoint garbage.pt"):
+    with pytest.raises(error, match=f"garbage.pt is not a saved model or a checkpoint of {script.ALGORITHM}: not a file"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="garbage.pt"))
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(error, match=f"is not a saved model or a checkpoint of {script.ALGORITHM}"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="other.pt"))
     with pytest.raises(error, match="--load-model is for --eval-only"):
         script.train(script.Args(**tiny, load_model="other.pt"))
+
+
+@SCRIPTS
+def test_eval_only_needs_nothing_but_the_file(script, error, tiny, tmp_path, monkeypatch):
+    """A model from a resumed run stores the --resume path it continued from; evaluating it elsewhere, where that
+    checkpoint does not exist, still works (the path is the run's history, not an input of the evaluation)."""
+    monkeypatch.chdir(tmp_path)
+    out = script.train(script.Args(**tiny))
+    script.train(script.Args(**{**tiny, "total_timesteps": 140}, resume=out["checkpoint"]))
+    (model,) = glob.glob(f"{out['run_dir']}/*_model")
+    assert torch.load(model, weights_only=False)["args"]["resume"] == out["checkpoint"]
+    os.remove(out["checkpoint"])
+    assert len(script.evaluate_saved(script.Args(eval_only=True, load_model=model, eval_episodes=2))) == 2

@@ -1,11 +1,15 @@
 """The RL scripts share their plumbing line for line, so that a diff of any two (sdac_, sac_, dpmd_continuous_action.py)
 shows only the algorithm, and the copies cannot drift apart again. Each script reads in the order a learner needs:
-arguments, the algorithm, the training loop, then the plumbing."""
+arguments, the algorithm, the training loop, then the plumbing; and the algorithm, everything above train(), runs
+alone, so that a reader can copy it without the plumbing."""
 
+import builtins
 import difflib
 import os
+import symtable
 
 import pytest
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["sdac_continuous_action.py", "sac_continuous_action.py", "dpmd_continuous_action.py"]
@@ -46,3 +50,67 @@ def test_the_check_would_catch_a_drift():
     text = read(SCRIPTS[0])
     drifted = text.replace("def final_observations(", "def final_observation(")
     assert plumbing(drifted) != plumbing(text)
+
+
+def lesson(text: str) -> str:
+    """Everything above train(): the arguments and the algorithm, the part a reader copies."""
+    return text[: text.index(RULE + "\n# Training loop")]
+
+
+def unbound_names(source: str, namespace: dict) -> set[str]:
+    """The global names that the functions and classes of `source` read and neither it nor the builtins define."""
+    missing, tables = set(), [symtable.symtable(source, "lesson", "exec")]
+    while tables:
+        table = tables.pop()
+        tables += table.get_children()
+        if table.get_type() != "module":
+            missing |= {s.get_name() for s in table.get_symbols() if s.is_global() and not s.is_assigned()}
+    return {n for n in missing if n not in namespace and not hasattr(builtins, n)}
+
+
+def lesson_namespace(name: str) -> dict:
+    namespace = {"__name__": "lesson", "__file__": os.path.join(REPO, name)}
+    exec(compile(lesson(read(name)), name, "exec"), namespace)  # runs alone: nothing below train() exists
+    return namespace
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_algorithm_runs_without_the_plumbing(name):
+    """A reader who copies everything above train() gets code that needs nothing from the plumbing: no name it reads
+    is defined only below (checked on the source, every function), and one whole update runs in it."""
+    ns = lesson_namespace(name)
+    missing = unbound_names(lesson(read(name)), ns)
+    assert not missing, f"{name}: the algorithm reads {sorted(missing)}, which only the plumbing defines"
+    torch.manual_seed(0)
+    obs_dim, act_dim, B = 4, 2, 8
+    data = ns["Batch"](torch.randn(B, obs_dim), torch.rand(B, act_dim) * 2 - 1, torch.randn(B), torch.randn(B, obs_dim),
+                       torch.zeros(B))  # fmt: skip
+    qf, qf_target = ns["TwinQNetwork"](obs_dim, act_dim), ns["TwinQNetwork"](obs_dim, act_dim)
+    q_opt = torch.optim.Adam(qf.parameters())
+    if name.startswith("sac"):
+        args = ns["Args"]()
+        actor = ns["Actor"](obs_dim, act_dim)
+        log_alpha = torch.zeros((), requires_grad=True)
+        update_critic, update_actor = ns["make_updates"](actor, qf, qf_target, log_alpha, q_opt, torch.optim.Adam(
+            actor.parameters()), torch.optim.Adam([log_alpha]), -float(act_dim), args)  # fmt: skip
+        stats = {**update_critic(data), **update_actor(data)}
+    else:
+        args = ns["Args"](num_candidates=2, diffusion_steps=3, **({"num_reverse_samples": 4} if "sdac" in name else {}))
+        actor, actor_ema = ns["NoiseNetwork"](obs_dim, act_dim), ns["NoiseNetwork"](obs_dim, act_dim)
+        log_lam = torch.zeros((), requires_grad=True)
+        sched = ns["make_schedule"](args.beta_schedule, args.diffusion_steps)
+        extra = [torch.tensor([0.0, 1.0])] if name.startswith("dpmd") else []  # DPMD's running Q statistics
+        update, update_lambda = ns["make_update"](ns["make_policy"](sched, args), actor, actor_ema, qf, qf_target,
+                                                  log_lam, *extra, q_opt, torch.optim.Adam(actor.parameters()),
+                                                  torch.optim.Adam([log_lam]), sched, args)  # fmt: skip
+        stats = update(data, log_lam.detach().exp(), 0)
+        update_lambda()
+        assert log_lam.item() != 0.0, "lambda stepped"
+    assert "actor_loss" in stats and all(torch.isfinite(v) for v in stats.values())
+
+
+def test_the_unbound_name_check_would_catch_a_plumbing_name():
+    text = lesson(read(SCRIPTS[0]))
+    ns = lesson_namespace(SCRIPTS[0])
+    leaked = text.replace("        group[\"lr\"].fill_(lr)", "        group[\"lr\"].fill_(lr)\n        raise RunError(\"x\")")
+    assert leaked != text and unbound_names(leaked, ns) == {"RunError"}

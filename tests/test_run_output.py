@@ -1,5 +1,6 @@
 """What both RL scripts print: a start-up line with the settings that set the cost, status lines with the recent SPS,
-the last evaluation and an ETA, a warning when a CPU run will take hours, and per-episode lines only on request."""
+the last evaluation and an ETA from the training iterations alone, a warning when a CPU run will take hours, and
+per-episode lines only on request."""
 
 import pytest
 import torch
@@ -19,24 +20,51 @@ SCRIPTS = pytest.mark.parametrize(
 )  # fmt: skip
 
 
+def fake_run(script, progress, iterations, seconds_each, start_time):
+    """Training iterations `iterations`, each taking seconds_each, the first beginning at start_time."""
+    for k, i in enumerate(iterations):
+        progress.training_iteration(i, start_time + k * seconds_each)
+    return start_time + len(iterations) * seconds_each
+
+
 @SCRIPTS
-def test_progress_line_uses_the_recent_rate(script, tiny, first):
-    p = script.Progress(total=1000, step=0, seconds=30)
-    p.last = (100.0, 0)  # as if made at t = 100 s
-    assert p.line(50, now=120.0) is None, "not before 30 s"
-    # 300 steps in 60 s: 5 SPS, 700 steps to go: 140 s
-    assert p.line(300, now=160.0) == "step 300/1000 (30.0%) | 5.0 SPS over 60.0 s | no evaluation yet | ETA 2m20s"
-    p.eval = (250, 123.45)
-    # the next window starts at the last line: 600 steps in 40 s is 15 SPS, whatever the average since the start
-    assert p.line(900, now=200.0) == "step 900/1000 (90.0%) | 15.0 SPS over 40.0 s | eval 123.5 at step 250 | ETA 0m07s"
+def test_status_line_recent_rate_and_eta_from_training_iterations_only(script, tiny, first):
+    args = script.Args(total_timesteps=10_000, num_envs=5, progress_seconds=30)
+    p = script.Progress(args, step=0, device=torch.device("cuda"), now=0.0)
+    # the random warm-up: 5000 env steps (1000 iterations) in 10 s, no training iteration yet
+    assert p.line(2500, now=20.0) is None, "not before 30 s"
+    assert p.line(5000, now=30.0) == "step 5000/10000 (50.0%) | 166.7 SPS over 30.0 s | no evaluation yet | ETA once training is timed"
+    # training from iteration 1001 at 1 s each: the first 10 are not timed (compilation), 1011..1030 are
+    now = fake_run(script, p, range(1001, 1031), 1.0, start_time=30.0)
+    assert p.seconds_per_iteration(now) == pytest.approx(1.0)
+    p.eval = (5000, 123.45)
+    # 150 steps in 30 s is 5 SPS; 970 iterations left at 1 s each: 16m10s (the warm-up's pace would say 1m37s)
+    assert p.line(5150, now=now) == "step 5150/10000 (51.5%) | 5.0 SPS over 30.0 s | eval 123.5 at step 5000 | ETA 16m10s"
     assert script.duration(3 * 3600 + 125) == "3h02m" and script.duration(59.6) == "1m00s"
 
 
 @SCRIPTS
-def test_cpu_warning_only_for_hours_on_a_cpu(script, tiny, first):
-    assert script.cpu_warning(torch.device("cpu"), 3000) is None
-    assert script.cpu_warning(torch.device("cuda"), 10**6) is None
-    assert script.cpu_warning(torch.device("cpu"), 50 * 3600).startswith("warning: on this CPU the training needs about 50h00m")
+def test_evaluations_do_not_count_as_training_time(script, tiny, first, monkeypatch):
+    args = script.Args(total_timesteps=10_000, num_envs=5)
+    p = script.Progress(args, step=0, device=torch.device("cuda"), now=0.0)
+    now = fake_run(script, p, range(1, 31), 2.0, start_time=0.0)
+    clock = iter([now, now + 100.0])  # an evaluation of 100 s
+    monkeypatch.setattr(script.time, "time", lambda: next(clock))
+    with p.paused():
+        pass
+    assert p.seconds_per_iteration(now + 100.0) == pytest.approx(2.0)
+
+
+@SCRIPTS
+@pytest.mark.parametrize("device, seconds_each, warns", [("cpu", 1.0, True), ("cpu", 0.001, False), ("cuda", 1.0, False)])
+def test_cpu_warning_once_when_the_rest_takes_hours(script, tiny, first, device, seconds_each, warns, capsys):
+    args = script.Args(total_timesteps=100_000, num_envs=5)  # 20k iterations
+    p = script.Progress(args, step=0, device=torch.device(device), now=0.0)
+    fake_run(script, p, range(1, 41), seconds_each, start_time=0.0)
+    out = capsys.readouterr().out
+    # after 10 timed iterations (11..20) at 1 s each, iteration 21 of 20000 begins: 19980 iterations, 5h33m left
+    expected = "warning: on this CPU the training needs about 5h33m more; the official settings are a GPU job"
+    assert (out.count("warning:") == 1 and out.startswith(expected)) if warns else out == ""
 
 
 @SCRIPTS

@@ -1,7 +1,6 @@
 """SAC baseline: the tanh-Gaussian log-probability, shapes, the entropy coefficient's direction, and a smoke run
 that reaches gradient steps, evaluation, checkpoints and resume; bad input gets one-line errors."""
 
-import dataclasses
 import math
 import os
 
@@ -177,17 +176,3 @@ def test_alpha_steps_on_a_fresh_sample_of_the_updated_policy(monkeypatch):
     assert torch.allclose(seen[0][1], log_pi_fresh.detach(), atol=1e-6)
     assert not torch.allclose(seen[0][1], log_pi_step.detach())
     assert "alpha_loss" in stats and log_alpha.grad is not None
-
-
-def test_checkpoint_from_before_the_log_prob_option_resumes_only_with_the_exact_density(tmp_path):
-    """A v3 checkpoint written before --log-prob-eps existed was trained with the exact density (eps 0): resuming it
-    with the default says which flag to pass, and --log-prob-eps 0 is accepted."""
-    from sac_continuous_action import load_checkpoint
-
-    old_args = dataclasses.asdict(Args(env_id="Hopper-v4"))
-    del old_args["log_prob_eps"]
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"format": "sac-checkpoint-v3", "args": old_args, "global_step": 10}, path)
-    with pytest.raises(RunError, match=r"--log-prob-eps 0.0 \(checkpoint\) vs 1e-06 \(now\)"):
-        load_checkpoint(str(path), Args(env_id="Hopper-v4"))
-    assert load_checkpoint(str(path), Args(env_id="Hopper-v4", log_prob_eps=0.0))["global_step"] == 10

@@ -85,10 +85,10 @@ def test_rssm_weights_are_softmax_of_five_q_over_lambda_from_the_critics_before_
     seen = {}
     original = sdac.rssm_loss
 
-    def spy(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization="softmax"):
+    def spy(actor, obs, a_t, t_idx, sched_, q_fn, temperature, K, normalization="softmax"):
         seen["critics_unchanged"] = all(torch.equal(p, b) for p, b in zip(qf.parameters(), before))
-        loss, w, q = original(eps_fn, obs, a_t, t_idx, sched_, energy_fn, lam, K, normalization)
-        seen["lam"], seen["q"] = lam, q
+        loss, w, q = original(actor, obs, a_t, t_idx, sched_, q_fn, temperature, K, normalization)
+        seen["temperature"], seen["q"] = temperature, q
         return loss, w, q
 
     monkeypatch.setattr(sdac, "rssm_loss", spy)
@@ -97,7 +97,7 @@ def test_rssm_weights_are_softmax_of_five_q_over_lambda_from_the_critics_before_
     assert seen["critics_unchanged"], "the RSSM weights must use the critics from before the critic step"
     assert not all(torch.equal(p, b) for p, b in zip(qf.parameters(), before)), "the critic step was applied"
     w = torch.softmax(seen["q"] * 5 / lam, dim=1)  # the authors' weights, recomputed from the energies
-    assert seen["lam"] == pytest.approx(lam / 5)
+    assert seen["temperature"] == pytest.approx(lam / 5)
     assert stats["rssm_ess"].item() == pytest.approx((1 / (w**2).sum(1)).mean().item(), rel=1e-5)
     assert stats["rssm_weight_std"].item() == pytest.approx(w.std(correction=0).item(), rel=1e-5)  # jnp.std: ddof 0
 

@@ -118,7 +118,7 @@ MU, SIGMA = torch.tensor([0.3, -0.2]), 0.7
 
 
 def true_eps(i: int, a_t: torch.Tensor) -> torch.Tensor:
-    """eps* = -sqrt(1 - abar) * grad log pi~_t(a_t) for the target N(MU, SIGMA^2 I) (energy Q with lambda = 1)."""
+    """eps* = -sqrt(1 - abar) * grad log pi~_t(a_t) for the target N(MU, SIGMA^2 I) (Q its log density, lambda = 1)."""
     ab = make_schedule("cosine", 20).abar[i].item()
     return math.sqrt(1 - ab) / (ab * SIGMA**2 + 1 - ab) * (a_t - math.sqrt(ab) * MU)
 
@@ -128,7 +128,7 @@ def test_rssm_loss_minimiser_at_each_a_t_is_the_noise_perturbed_score(i):
     """For fixed a_t the loss is quadratic in the prediction: its minimiser over a free eps_hat must be the
     closed-form noised score of the target, up to Monte Carlo error (K = 200k reverse samples)."""
     s = make_schedule("cosine", 20)
-    energy = lambda obs, a: -((a - MU) ** 2).sum(-1) / (2 * SIGMA**2)  # noqa: E731
+    q_fn = lambda obs, a: -((a - MU) ** 2).sum(-1) / (2 * SIGMA**2)  # noqa: E731
     a_t = torch.tensor([[0.0, 0.0], [1.5, -1.0], [-2.0, 2.0]])
     eps_hat = torch.nn.Parameter(torch.zeros(3, 2))
     rows = torch.arange(3).repeat_interleave(200_000)  # the loss repeats each a_t K times, adjacent
@@ -136,7 +136,7 @@ def test_rssm_loss_minimiser_at_each_a_t_is_the_noise_perturbed_score(i):
 
     def closure():
         torch.manual_seed(0)
-        loss, _, _ = rssm_loss(lambda o, a, t: eps_hat[rows], torch.zeros(3, 1), a_t, torch.full((3,), i), s, energy, 1.0, 200_000)
+        loss, _, _ = rssm_loss(lambda o, a, t: eps_hat[rows], torch.zeros(3, 1), a_t, torch.full((3,), i), s, q_fn, 1.0, 200_000)
         loss = loss * 200_000 * 2  # undo the mean over K*d entries: L-BFGS's tolerances are absolute
         opt.zero_grad()
         loss.backward()
@@ -148,18 +148,18 @@ def test_rssm_loss_minimiser_at_each_a_t_is_the_noise_perturbed_score(i):
 
 
 def fit_rssm(i: int, K: int, B: int = 512) -> float:
-    """Minimise the RSSM loss over an affine eps_theta (the optimum is affine for a Gaussian energy) on one fixed
+    """Minimise the RSSM loss over an affine eps_theta (the optimum is affine for a Gaussian target) on one fixed
     draw of a_t ~ p~_t and reverse samples (seed reset in the closure), with L-BFGS. Returns the relative error of
     the fitted noise field against the closed form."""
     s = make_schedule("cosine", 20)
-    energy = lambda obs, a: -((a - MU) ** 2).sum(-1) / (2 * SIGMA**2)  # noqa: E731
+    q_fn = lambda obs, a: -((a - MU) ** 2).sum(-1) / (2 * SIGMA**2)  # noqa: E731
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=50, line_search_fn="strong_wolfe")
 
     def closure():
         torch.manual_seed(0)
         a_t = torch.randn(B, 2) * 1.2  # p~_t: any distribution that covers the noised target
-        loss, _, _ = rssm_loss(lambda o, a, t: model(a), torch.zeros(B, 1), a_t, torch.full((B,), i), s, energy, 1.0, K)
+        loss, _, _ = rssm_loss(lambda o, a, t: model(a), torch.zeros(B, 1), a_t, torch.full((B,), i), s, q_fn, 1.0, K)
         opt.zero_grad()
         loss.backward()
         return loss
@@ -192,9 +192,9 @@ def test_rssm_weights_follow_the_energy():
     grads = []
     B, K = 8, 256
 
-    def run(energy):
+    def run(q_fn):
         torch.manual_seed(1)
-        return rssm_loss(lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, energy, 1.0, K)
+        return rssm_loss(lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, q_fn, 1.0, K)
 
     loss, w_flat, _ = run(lambda o, a: (grads.append(a.requires_grad), torch.zeros(len(a)))[1])
     ess = effective_sample_size(w_flat)

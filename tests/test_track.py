@@ -34,7 +34,9 @@ def test_track_writes_an_offline_wandb_run_with_config_and_scalars(script, error
 
 
 @SCRIPTS
-def test_track_without_wandb_is_a_one_line_error(script, error, extra, monkeypatch):
+def test_track_without_wandb_is_a_one_line_error(script, error, extra, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb now raises ImportError
     with pytest.raises(error, match="--track needs wandb: pip install wandb"):
-        script.start_tracking(script.Args(track=True), "run")
+        script.RunLog(script.Args(track=True), "run", 0, False, "headline", "cpu")
+    assert not os.path.exists("runs"), "nothing written"

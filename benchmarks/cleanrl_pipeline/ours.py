@@ -9,7 +9,7 @@ if K:
 import sac_continuous_action as S
 from common_act import act
 scale, bias = S.check_env("Hopper-v4")
-envs = S.make_vector_env([S.make_env("Hopper-v4") for _ in range(1)])
+envs = S.make_vector_env("Hopper-v4", 1)
 rb = S.ReplayBuffer(100_000, envs.single_observation_space.shape[0], envs.single_action_space.shape[0], torch.device("cpu"))
 eps, raw = [], []
 global_step = 0

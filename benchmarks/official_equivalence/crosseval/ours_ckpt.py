@@ -12,8 +12,8 @@ for path in sys.argv[1:]:
     args = S.Args(**{k: v for k, v in ck["args"].items() if k in S.Args.__dataclass_fields__})
     args.cuda = False
     sched = S.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
-    env = S.make_vector_env([S.make_env(args.env_id) for _ in range(20)])
-    scale, bias = S.action_scale_bias(env.single_action_space)
+    env = S.make_vector_env(args.env_id, 20)
+    scale, bias = S.check_env(args.env_id)
     obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
     actor, qf = S.NoiseNetwork(obs_dim, act_dim), S.TwinQNetwork(obs_dim, act_dim)
     actor.load_state_dict(ck["actor_ema"]); qf.load_state_dict(ck["qf"])

@@ -25,7 +25,7 @@ assert (args.beta_schedule, args.linear_beta_scale, args.x_T_scale, args.clip_no
 device = torch.device("cpu")
 scale, bias = S.check_env(args.env_id)
 sched = S.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
-eval_envs = S.make_vector_env([S.make_env(args.env_id) for _ in range(PER_BLOCK)])
+eval_envs = S.make_vector_env(args.env_id, PER_BLOCK)
 obs_dim, act_dim = eval_envs.single_observation_space.shape[0], eval_envs.single_action_space.shape[0]
 print(f"Hopper-v4 obs {obs_dim} act {act_dim} scale {scale} bias {bias}; N={args.num_candidates} T={args.diffusion_steps}")
 
