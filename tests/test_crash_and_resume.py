@@ -1,11 +1,15 @@
 """A run of each RL script, "crashed" after its last checkpoint and resumed: the same run directory, the evaluation
-history up to the checkpoint kept, and logs with no step written twice. One test, parametrized over the scripts,
-each through its own copy of the code."""
+history up to the checkpoint kept, and logs with no step written twice; every object and random state restored as
+saved; a buffer checkpointed at the size of what it holds. Parametrized over the scripts, each through its own copy
+of the code."""
 
+import copy
 import dataclasses
 import glob
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -83,3 +87,57 @@ def test_checkpoint_holds_the_buffers_transitions_not_its_capacity(script, tmp_p
     obs_dim, act_dim = 11, 3  # Hopper-v4
     held = 100 * (2 * obs_dim + act_dim + 2) * 4  # s, a, r, s', done as float32
     assert held <= buffer_bytes < 1.5 * held + 8192, f"{buffer_bytes} bytes for {held} bytes of transitions"
+
+
+def assert_same(restored, saved, what):
+    """restored (a live object's state) equals saved (the checkpoint's), tensors exactly, recursively."""
+    if isinstance(saved, torch.Tensor):
+        assert isinstance(restored, torch.Tensor) and torch.equal(restored.cpu(), saved.cpu()), what
+    elif isinstance(saved, dict):
+        assert set(restored) == set(saved), f"{what}: keys {set(restored) ^ set(saved)}"
+        for k in saved:
+            assert_same(restored[k], saved[k], f"{what}.{k}")
+    elif isinstance(saved, (list, tuple)):
+        assert len(restored) == len(saved), what
+        for i, (x, y) in enumerate(zip(restored, saved)):
+            assert_same(x, y, f"{what}[{i}]")
+    elif isinstance(saved, np.ndarray):
+        np.testing.assert_array_equal(restored, saved, what)
+    else:
+        assert float(restored) == float(saved) if isinstance(saved, float) else restored == saved, what
+
+
+@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+def test_resume_restores_every_object_and_the_random_state(script, tmp_path, monkeypatch):
+    """Right after a resume restores them, every object of train's `state` (networks, EMA policy, target critics,
+    lambda or alpha, the optimisers with their moments, step counts and lr, DPMD's running Q statistics, the replay
+    buffer) and the Python, NumPy and torch random states equal what the checkpoint holds. Catches an object left
+    out of the restore, an optimiser's state or lr not restored, the RNG not restored."""
+    monkeypatch.chdir(tmp_path)
+    tiny = dict(COMMON, total_timesteps=200, checkpoint_interval=200, checkpoint_buffer=True, eval_interval=0,
+                policy_lr=1e-3)  # fmt: skip
+    if script is not sac:
+        tiny.update(num_candidates=2, diffusion_steps=3, lambda_update_interval=10, policy_lr_decay_begin=5,
+                    policy_lr_decay_steps=10, **({"num_reverse_samples": 4} if script is sdac else {}))  # fmt: skip
+    out = script.train(script.Args(**tiny))
+    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    seen = {}
+    real = script.restore_checkpoint
+
+    def spy(ckpt_, state, args):
+        counters = real(ckpt_, state, args)
+        seen["state"] = {name: (obj.detach().clone() if isinstance(obj, torch.Tensor) else copy.deepcopy(obj.state_dict()))
+                         for name, obj in state.items()}  # fmt: skip
+        seen["rng"] = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+        return counters
+
+    monkeypatch.setattr(script, "restore_checkpoint", spy)
+    script.train(script.Args(**{**tiny, "total_timesteps": 210}, resume=out["checkpoint"]))
+    state_names = {"actor", "qf", "qf_target", "q_optimizer", "actor_optimizer", "buffer"}
+    assert state_names <= set(seen["state"]) and set(seen["state"]) <= set(ckpt)
+    assert ckpt["actor_optimizer"]["param_groups"][0]["lr"] != 1e-3 or script is sac, "the lr schedule had moved"
+    for name, restored in seen["state"].items():
+        assert_same(restored, ckpt[name], name)
+    python, numpy_state, torch_state = seen["rng"]
+    assert python == ckpt["rng"]["python"] and torch.equal(torch_state, ckpt["rng"]["torch"])
+    assert_same(list(numpy_state), list(ckpt["rng"]["numpy"]), "numpy rng")

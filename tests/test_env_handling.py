@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import dpmd_continuous_action
 import sac_continuous_action
 import sdac_continuous_action
 
@@ -105,3 +106,52 @@ def test_the_papers_ten_tasks_can_be_created(env_id):
     assert np.all(scale > 0) and np.all(np.isfinite(bias))
     sac_scale, sac_bias = sac_continuous_action.check_env(env_id)
     assert np.array_equal(sac_scale, scale) and np.array_equal(sac_bias, bias)
+
+
+gym.register("TruncatedHopper-v4", entry_point="gymnasium.envs.mujoco.hopper_v4:HopperEnv", max_episode_steps=25)
+
+
+def hopper_terminal(obs: np.ndarray) -> np.ndarray:
+    """Hopper-v4's termination, read off an observation [qpos[1:], clip(qvel, +-10)]: z <= 0.7, |angle| >= 0.2 or a
+    state entry beyond +-100 (hopper_v4.py, is_healthy)."""
+    z, angle = obs[:, 0], obs[:, 1]
+    return ~((z > 0.7) & (np.abs(angle) < 0.2) & (np.abs(obs[:, 1:]) < 100).all(1))
+
+
+@pytest.mark.parametrize("script", [sdac_continuous_action, sac_continuous_action, dpmd_continuous_action],
+                         ids=["sdac", "sac", "dpmd"])  # fmt: skip
+def test_what_train_stores_for_terminated_and_truncated_episodes(script, tmp_path, monkeypatch):
+    """A real run of train() (random warm-up, then the policy) on Hopper with a 25-step time limit, its replay buffer
+    read back from the final checkpoint. Every stored s' is the successor of s in the same episode; where an episode
+    ended, s' is its true final observation (not the next episode's reset observation), done = 1 exactly where that
+    s' is terminal by Hopper's own rule, and episodes cut at 25 steps are stored with done = 0. Catches: next_obs for
+    the final observation, terminated | truncated as done, transitions lost or duplicated."""
+    monkeypatch.chdir(tmp_path)
+    n, total = 2, 400
+    tiny = dict(env_id="TruncatedHopper-v4", num_envs=n, learning_starts=200, total_timesteps=total, batch_size=16,
+                buffer_size=1000, cuda=False, eval_interval=0, eval_episodes=1, checkpoint_interval=total,
+                checkpoint_buffer=True, log_interval=100)  # fmt: skip
+    if script is not sac_continuous_action:
+        tiny.update(num_candidates=2, diffusion_steps=3)
+        if script is sdac_continuous_action:
+            tiny.update(num_reverse_samples=4)
+    out = script.train(script.Args(**tiny))
+    buf = torch.load(out["checkpoint"], weights_only=False)["buffer"]
+    assert buf["size"] == total, "every vector step stores num_envs transitions"
+    o, a, r, o2, done = (x.numpy() for x in buf["data"])
+    endings = []  # (length, done) of every episode that ended, both envs
+    for i in range(n):  # env i's transitions are rows i, i + n, i + 2n, ...
+        s, s2, d = o[i::n], o2[i::n], done[i::n]
+        np.testing.assert_array_equal(d, hopper_terminal(s2).astype(np.float32), "done = terminated, from s' itself")
+        ends = ~np.all(s2[:-1] == s[1:], axis=1)  # where the next stored s is not this s', an episode ended
+        assert np.array_equal(ends, ends | (d[:-1] == 1)), "a terminal s' always ends its episode"
+        t = 0
+        for k, end in enumerate(ends):
+            t += 1
+            if end:
+                endings.append((t, d[k]))
+                assert d[k] == 1 or t == 25, f"env {i}: an episode ended at step {t} neither terminated nor truncated"
+                t = 0
+            assert t < 25, "no episode runs past the time limit"
+    assert (25, 0) in endings, "truncations happened, stored with done = 0"
+    assert any(d == 1 for _, d in endings), "terminations happened, stored with done = 1"

@@ -3,6 +3,7 @@ shows only the algorithm, and the copies cannot drift apart again. Each script r
 arguments, the algorithm, the training loop, then the plumbing; and the algorithm, everything above train(), runs
 alone, so that a reader can copy it without the plumbing."""
 
+import ast
 import builtins
 import difflib
 import os
@@ -114,3 +115,42 @@ def test_the_unbound_name_check_would_catch_a_plumbing_name():
     ns = lesson_namespace(SCRIPTS[0])
     leaked = text.replace("        group[\"lr\"].fill_(lr)", "        group[\"lr\"].fill_(lr)\n        raise RunError(\"x\")")
     assert leaked != text and unbound_names(leaked, ns) == {"RunError"}
+
+
+# defined in more than one script's algorithm, differing on purpose: the arguments, the authors' file cited in the
+# lr schedule's docstring, each algorithm's update, SAC's own networks and evaluation policy
+DIFFER_ON_PURPOSE = {"Args", "policy_lr_at", "make_update", "mlp", "BatchedLinear", "TwinQNetwork", "saved_policy"}
+
+
+def algorithm_definitions(text: str) -> dict[str, str]:
+    """Source of each top-level function and class above train(), by name."""
+    text = lesson(text)
+    return {n.name: ast.get_source_segment(text, n) for n in ast.parse(text).body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef))}  # fmt: skip
+
+
+def drifted_copies(text: str, other_text: str) -> tuple[list[str], list[str]]:
+    """The pieces both scripts define (but those that differ on purpose), and those of them that differ."""
+    ours, theirs = algorithm_definitions(text), algorithm_definitions(other_text)
+    shared = sorted(set(ours) & set(theirs) - DIFFER_ON_PURPOSE)
+    return shared, [n for n in shared if ours[n] != theirs[n]]
+
+
+@pytest.mark.parametrize("other", SCRIPTS[1:])
+def test_algorithm_pieces_that_two_scripts_share_are_identical(other):
+    """DPMD copies SDAC's schedule, networks, sampler and more; SAC copies Batch, min_q and soft_update. A copy that
+    drifts is a bug in one of them: every function or class both define is the same, but those that differ on
+    purpose (DIFFER_ON_PURPOSE)."""
+    shared, drifted = drifted_copies(read(SCRIPTS[0]), read(other))
+    assert {"Batch", "min_q", "soft_update"} <= set(shared)
+    if other.startswith("dpmd"):
+        assert {"make_schedule", "reverse_diffusion", "sample_actions", "NoiseNetwork", "TimeEmbedding"} <= set(shared)
+    assert not drifted, f"{other} and {SCRIPTS[0]} define these differently: {drifted}"
+
+
+def test_the_shared_pieces_check_would_catch_a_drift():
+    dpmd = read(SCRIPTS[2])
+    old = "x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps)"
+    assert old in dpmd
+    drifted = dpmd.replace(old, "x0_hat = ((x - (1 - sched.abar[i]) * eps)")
+    assert drifted_copies(read(SCRIPTS[0]), drifted)[1] == ["reverse_diffusion"]

@@ -182,35 +182,38 @@ def test_rssm_loss_fits_the_noise_perturbed_score_field(i):
     assert err_large < err_small, "more reverse samples must bring the minimiser closer to the true score"
 
 
-def test_rssm_weights_follow_the_energy():
-    """A flat energy gives uniform weights (ESS = K, and the loss is plain mean squared error, reduced as the authors'
-    code does: the mean over the B*K*d entries of w * (eps_hat - eps)^2 with w = 1/K, utils/diffusion.py:147-154); a
-    sharp one puts the weight on the copies nearest its peak (a sign error would put it on the farthest). The energy
-    is evaluated without gradient: only eps_theta is trained."""
+def test_rssm_weights_follow_q():
+    """The code's own weights: with a flat Q they are uniform (ESS = K, and the loss is plain mean squared error,
+    reduced as the authors' code does: the mean over the B*K*d entries of w * (eps_hat - eps)^2 with w = 1/K,
+    utils/diffusion.py:147-154); with a sharp Q they are softmax(Q(s, a0_tilde) / temperature) over each a_t's K
+    copies, computed here from the reverse samples themselves, so the weight sits on the copy nearest Q's peak (a sign
+    error would put it on the farthest, a missing temperature would sharpen them). Q is evaluated without gradient:
+    the critics get none from this loss, only eps_theta is trained."""
     s = make_schedule("cosine", 20)
     net = torch.nn.Linear(2, 2)
-    grads = []
-    B, K = 8, 256
+    B, K, temperature = 8, 256, 2.0
 
     def run(q_fn):
         torch.manual_seed(1)
-        return rssm_loss(lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, q_fn, 1.0, K)
+        return rssm_loss(lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, q_fn,
+                         temperature, K)  # fmt: skip
 
-    loss, w_flat, _ = run(lambda o, a: (grads.append(a.requires_grad), torch.zeros(len(a)))[1])
-    ess = effective_sample_size(w_flat)
+    critic = torch.nn.Linear(2, 1)  # a Q whose parameters would take a gradient if Q were evaluated with one
+    with torch.no_grad():
+        critic.weight.zero_()
+    loss, w_flat, _ = run(lambda o, a: critic(a).squeeze(-1))
     torch.manual_seed(1)
-
-    a0, eps = reverse_sample(torch.zeros(B, 2), s.abar[[9] * B][:, None], K)
-    assert ess.item() == pytest.approx(K) and grads == [False]
+    a0, eps = reverse_sample(torch.zeros(B, 2), s.abar[[9] * B][:, None], K)  # the same draws
+    assert effective_sample_size(w_flat).item() == pytest.approx(K)
     assert loss.item() == pytest.approx(((net(torch.zeros(1, 2)) - eps) ** 2).mean().item() / K, rel=1e-5)
+    loss.backward()
+    assert critic.weight.grad is None and critic.bias.grad is None, "no gradient into the critics"
+    assert net.bias.grad.abs().sum() > 0, "eps_theta is trained (a_t = 0 here: only its bias sees a gradient)"
 
-    sharp = lambda o, a: -(a**2).sum(-1) * 1e3  # noqa: E731
+    sharp = lambda o, a: -(a**2).sum(-1) * 20  # noqa: E731 - peak at a0_tilde = 0
     loss_sharp, w_sharp, q = run(sharp)
-    assert q.shape == w_sharp.shape == (B, K) and effective_sample_size(w_sharp) < 3
-    assert torch.allclose(w_sharp.sum(1), torch.ones(B)), "the weights of each a_t's K copies sum to 1"
-    # the weight sits on the copy with a0_tilde nearest 0, i.e. the smallest |eps| when a_t = 0
-    w = torch.softmax(q, 1)
-    best = w.argmax(1)
-    assert torch.equal(best, (a0.view(B, K, 2) ** 2).sum(-1).argmin(1))
-    loss_sharp.backward()
-    assert net.weight.grad is not None
+    expected = torch.softmax(-(a0.view(B, K, 2) ** 2).sum(-1) * 20 / temperature, dim=1)
+    assert q.shape == w_sharp.shape == (B, K)
+    assert torch.allclose(w_sharp, expected, rtol=1e-4, atol=1e-7), "softmax of Q / temperature over the K copies"
+    assert 1.5 < effective_sample_size(w_sharp) < K / 4
+    assert torch.equal(w_sharp.argmax(1), (a0.view(B, K, 2) ** 2).sum(-1).argmin(1)), "weight on the nearest to the peak"

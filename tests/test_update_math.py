@@ -1,0 +1,199 @@
+"""The formulas of one update in all three RL scripts, each against a value computed here by hand: the critics' TD
+target, lambda's rule (its fixed point and its exact gradient) and alpha's gradient, that no policy loss sends a
+gradient into the critics, and which critics DPMD's weights see. Each test names the plausible bug it is for."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+import dpmd_continuous_action as dpmd
+import sac_continuous_action as sac
+import sdac_continuous_action as sdac
+
+OBS, ACT, B = 5, 3, 16
+
+
+def batch(module, seed=1):
+    """A batch with a few terminal transitions (rows 0, 5, 10, 15) and rewards of both signs."""
+    g = torch.Generator().manual_seed(seed)
+    dones = (torch.arange(B) % 5 == 0).float()
+    return module.Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
+                        torch.randn(B, generator=g) * 3, torch.randn(B, OBS, generator=g), dones)  # fmt: skip
+
+
+def perturb_(module: torch.nn.Module, scale=0.3, seed=7) -> None:
+    """Moves a network away from its copy, so that a target network and its online twin give different values."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+def diffusion_learner(module, policy=None, after_q_step=None, **kw):
+    """SDAC's or DPMD's update on tiny networks; `policy` replaces the sampler (a stub for a'), after_q_step() runs
+    after each step of the critics' optimiser."""
+    extra = {"num_reverse_samples": 4} if module is sdac else {}
+    args = module.Args(num_candidates=2, diffusion_steps=3, cuda=False, **extra, **kw)
+    torch.manual_seed(0)
+    actor, qf = module.NoiseNetwork(OBS, ACT), module.TwinQNetwork(OBS, ACT)
+    actor_ema, qf_target = copy.deepcopy(actor), copy.deepcopy(qf)
+    perturb_(qf_target)
+    log_lam = torch.tensor(math.log(args.lambda_init), requires_grad=True)
+    q_opt, a_opt = torch.optim.Adam(qf.parameters(), lr=args.q_lr), torch.optim.Adam(actor.parameters(), lr=1e-3)
+    lam_opt = torch.optim.Adam([log_lam], lr=args.lambda_lr)
+    if after_q_step:  # before make_update, which keeps the step method it finds
+        real_step = q_opt.step
+        q_opt.step = lambda *a, **k: (real_step(*a, **k), after_q_step())[0]
+    sched = module.make_schedule(args.beta_schedule, args.diffusion_steps)
+    policy = policy or module.make_policy(sched, args)
+    q_stats = [torch.tensor([0.0, 1.0])] if module is dpmd else []
+    update, update_lambda = module.make_update(policy, actor, actor_ema, qf, qf_target, log_lam, *q_stats, q_opt,
+                                               a_opt, lam_opt, sched, args)  # fmt: skip
+    return dict(args=args, update=update, update_lambda=update_lambda, actor=actor, qf=qf, qf_target=qf_target,
+                log_lam=log_lam, q_opt=q_opt, policy=policy)  # fmt: skip
+
+
+def td_target(qf_target, data, next_a, reward_scale, gamma, bonus=0.0):
+    """y = reward_scale r + gamma (1 - done) (min(Q1', Q2')(s', a') + bonus), written out per critic."""
+    with torch.no_grad():
+        q1, q2 = qf_target(data.next_obs, next_a)
+        return reward_scale * data.rewards + gamma * (1 - data.terminations) * (torch.minimum(q1, q2) + bonus)
+
+
+def critic_losses(qf, data, y):
+    with torch.no_grad():
+        q = qf(data.obs, data.actions)
+    return ((q[0] - y) ** 2).mean(), ((q[1] - y) ** 2).mean()
+
+
+@pytest.mark.parametrize("module, entropy_in_target", [(sdac, False), (sdac, True), (dpmd, False)],
+                         ids=["sdac", "sdac-entropy-in-target", "dpmd"])  # fmt: skip
+def test_td_target_of_the_diffusion_critics(module, entropy_in_target):
+    """Critic loss = mean (Q_i(s, a) - y)^2 with y = 0.2 r + 0.99 (1 - done) min Q_target(s', a'), a' from the policy
+    at s' with noise 0.1 lambda (SDAC with --entropy-in-target adds lambda * H to min Q'). Catches: (1 - done)
+    dropped, the online critics in place of the targets, max for min, the reward scale or gamma lost, a' taken at s.
+    (DPMD's target has no entropy term.)"""
+    next_a = torch.rand(B, ACT) * 2 - 1
+    seen = []
+
+    def stub(actor, qf, obs, noise_std):
+        seen.append((obs, noise_std))
+        return next_a
+
+    kw = {"entropy_in_target": True} if entropy_in_target else {}
+    L = diffusion_learner(module, policy=stub, **kw)
+    data, lam = batch(module), torch.tensor(0.7)
+    qf_before = copy.deepcopy(L["qf"])
+    stats = L["update"](data, lam, 1)  # update 1: the critic step only
+    bonus = lam * 0.5 * ACT * math.log(2 * math.pi * math.e * (0.1 * 0.7) ** 2) if entropy_in_target else 0.0
+    y = td_target(L["qf_target"], data, next_a, 0.2, 0.99, bonus)
+    loss1, loss2 = critic_losses(qf_before, data, y)
+    assert torch.equal(seen[0][0], data.next_obs) and float(seen[0][1]) == pytest.approx(0.1 * 0.7)
+    assert stats["qf1_loss"].item() == pytest.approx(loss1.item(), rel=1e-5)
+    assert stats["qf2_loss"].item() == pytest.approx(loss2.item(), rel=1e-5)
+    assert loss1 != pytest.approx(critic_losses(qf_before, data, td_target(qf_before, data, next_a, 0.2, 0.99, bonus))[0].item())
+
+
+def test_td_target_of_sac_subtracts_alpha_log_pi():
+    """y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s') (CleanRL's line 207).
+    Catches: the sign of the entropy term, alpha not applied, (1 - done) dropped, the online critics."""
+    args = sac.Args(cuda=False)
+    torch.manual_seed(0)
+    actor, qf = sac.Actor(OBS, ACT), sac.TwinQNetwork(OBS, ACT)
+    qf_target = copy.deepcopy(qf)
+    perturb_(qf_target)
+    log_alpha = torch.tensor(math.log(0.3), requires_grad=True)
+    opts = [torch.optim.Adam(p) for p in (qf.parameters(), actor.parameters(), [log_alpha])]
+    update_critic, _ = sac.make_updates(actor, qf, qf_target, log_alpha, *opts, -float(ACT), args)
+    next_a, next_log_pi = torch.rand(B, ACT) * 2 - 1, torch.randn(B)
+    seen = []
+    actor.get_action = lambda obs: (seen.append(obs), (next_a, next_log_pi, next_a))[1]
+    data = batch(sac)
+    qf_before = copy.deepcopy(qf)
+    stats = update_critic(data)
+    with torch.no_grad():
+        q1, q2 = qf_target(data.next_obs, next_a)
+        y = data.rewards + 0.99 * (1 - data.terminations) * (torch.minimum(q1, q2) - 0.3 * next_log_pi)
+    loss1, loss2 = critic_losses(qf_before, data, y)
+    assert torch.equal(seen[0], data.next_obs)
+    assert stats["qf1_loss"].item() == pytest.approx(loss1.item(), rel=1e-5)
+    assert stats["qf2_loss"].item() == pytest.approx(loss2.item(), rel=1e-5)
+
+
+LAMBDA_STAR = math.exp(-0.9) / (0.1 * math.sqrt(2 * math.pi * math.e))  # entropy of N(0, (0.1 lambda)^2) = -0.9 per dim
+
+
+@pytest.mark.parametrize("module", [sdac, dpmd], ids=["sdac", "dpmd"])
+def test_lambda_rule_fixed_point_and_exact_gradient(module):
+    """The authors' rule (algorithm/sdac.py:173-177): loss = log lambda * stop_grad(H(lambda) - H_target), H the
+    entropy d/2 log(2 pi e (0.1 lambda)^2) of the exploration noise, H_target = -0.9 d. Its gradient in log lambda is
+    exactly H - H_target, zero at lambda* = exp(-0.9) / (0.1 sqrt(2 pi e)) ~ 0.984: below it lambda rises, above it
+    falls. Catches: the target entropy's sign, a wrong entropy formula (sigma for sigma^2, no 2 pi e), the missing
+    detach (which adds d log lambda to the gradient), Adam stepping the wrong way."""
+    assert LAMBDA_STAR == pytest.approx(0.984, abs=5e-4)
+    for start in (0.5 * LAMBDA_STAR, 2.0 * LAMBDA_STAR, LAMBDA_STAR):
+        L = diffusion_learner(module, lambda_init=start)
+        L["update_lambda"]()
+        entropy = 0.5 * ACT * math.log(2 * math.pi * math.e * (0.1 * start) ** 2)
+        assert L["log_lam"].grad.item() == pytest.approx(entropy + 0.9 * ACT, abs=1e-5)
+        moved = L["log_lam"].exp().item() - start
+        if start < LAMBDA_STAR * 0.99:
+            assert moved > 0, "below lambda* the entropy is below target: lambda must rise"
+        elif start > LAMBDA_STAR * 1.01:
+            assert moved < 0, "above lambda*: lambda must fall"
+        else:
+            assert abs(L["log_lam"].grad.item()) < 1e-5
+
+
+def test_sac_alpha_gradient_is_minus_alpha_times_entropy_gap():
+    """CleanRL's alpha loss, (-alpha (log pi + H_target)).mean(): its gradient in log alpha is -alpha mean(log pi +
+    H_target): Adam on it raises alpha when the entropy -log pi is below the target -H_target. Catches a sign or
+    alpha in place of log alpha as the variable."""
+    log_alpha = torch.tensor(math.log(0.4), requires_grad=True)
+    log_pi = torch.tensor([1.0, -0.5, 2.0])
+    sac.alpha_loss_fn(log_alpha, log_pi, -3.0).backward()
+    assert log_alpha.grad.item() == pytest.approx(-0.4 * (log_pi - 3.0).mean().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("module", [sdac, dpmd], ids=["sdac", "dpmd"])
+def test_policy_loss_sends_no_gradient_into_the_critics(module):
+    """An update with a policy step (u = 0) and one without (u = 1), from the same state and seed, leave the critics
+    the same gradients: the policy loss's Q (RSSM's reverse samples, DPMD's weights) is taken without gradient.
+    Catches the Q evaluated with grad (the critics would then also step on the policy loss's gradient)."""
+    grads = []
+    for u in (0, 1):
+        L = diffusion_learner(module)
+        torch.manual_seed(3)
+        L["update"](batch(module), torch.tensor(1.0), u)
+        grads.append([p.grad.clone() for p in L["qf"].parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_dpmd_weights_see_the_critics_after_exactly_one_adam_step(monkeypatch):
+    """algorithm/dpmd.py:123-130: the critics step once, then the weights' min Q(s', a') is taken with them (the
+    second step of --critic-double-step comes after). Computed here from a copy of the critics taken right after
+    their first step and the a' the sampler returned. Catches Q taken before the step, or after both."""
+    seen = {}
+    args = dpmd.Args(num_candidates=2, diffusion_steps=3, cuda=False)
+    real_policy, real_weights = dpmd.make_policy(dpmd.make_schedule("linear", 3), args), dpmd.q_weights
+
+    def spy_policy(*a, **k):
+        seen["next_a"] = real_policy(*a, **k)
+        return seen["next_a"]
+
+    def spy_weights(q, *a, **k):
+        seen["q"] = q.clone()
+        return real_weights(q, *a, **k)
+
+    monkeypatch.setattr(dpmd, "q_weights", spy_weights)
+    snapshots = []
+    L = diffusion_learner(dpmd, policy=spy_policy, after_q_step=lambda: snapshots.append(copy.deepcopy(L["qf"])))
+    data = batch(dpmd)
+    L["update"](data, torch.tensor(1.0), 0)
+    assert len(snapshots) == 2, "the authors' double critic step"
+    after_one = dpmd.min_q(snapshots[0], data.next_obs, seen["next_a"])
+    after_two = dpmd.min_q(snapshots[1], data.next_obs, seen["next_a"])
+    assert torch.allclose(seen["q"], after_one, atol=1e-6)
+    assert not torch.allclose(seen["q"], after_two, atol=1e-4), "the two steps are distinguishable here"
