@@ -116,20 +116,27 @@ run_one() {  # script env seed gpu_index
   if [ -n "$cuda" ]; then (cd "$out" && CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "${cmd[@]}") >> "$log" 2>&1
   else (cd "$out" && "${cmd[@]}") >> "$log" 2>&1; fi
   rc=$?
+  if [ $rc = 0 ] && tail -n 3 "$log" | grep -q "^stopped by "; then  # a safe stop (SIGINT, SIGTERM): resumable, not done
+    echo stopped > "$out/status/$key"; echo "stopped  $key (by a signal, with a checkpoint: the same command resumes it)"
+    return 1
+  fi
   if [ $rc = 0 ]; then touch "$out/done/$key"; echo finished > "$out/status/$key"; echo "finished $key"
   else echo failed > "$out/status/$key"; echo "failed   $key (exit $rc; log: $log)"; fi
   return $rc
 }
 
-summary() {  # counts of this invocation's status files; non-zero exit if any run failed
-  local f=0 x=0 s=0 k st
+summary() {  # counts of this invocation's status files; non-zero exit if any run failed or was stopped
+  local f=0 x=0 s=0 t="" k st
   for c in "${combos[@]}"; do
     read -r sc en se <<< "$c"; k="$(name_of "$sc")__${en}__${se}"
     st=$(cat "$out/status/$k" 2>/dev/null || echo "not run")
-    case $st in finished) f=$((f + 1)) ;; skipped) s=$((s + 1)) ;; *) x=$((x + 1)); echo "not finished: $k ($st)" ;; esac
+    case $st in
+      finished) f=$((f + 1)) ;; skipped) s=$((s + 1)) ;; stopped) t=$((t + 1)); echo "not finished: $k (stopped)" ;;
+      *) x=$((x + 1)); echo "not finished: $k ($st)" ;;
+    esac
   done
-  echo "summary: ${#combos[@]} runs: $f finished, $x failed, $s skipped (finished before). Folder: $out"
-  [ $x = 0 ]
+  echo "summary: ${#combos[@]} runs: $f finished, $x failed, $s skipped (finished before)${t:+, $t stopped (resumable)}. Folder: $out"
+  [ $x = 0 ] && [ -z "$t" ]
 }
 
 clear_status() {  # this sweep's runs only: another sweep may share the folder

@@ -565,7 +565,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     update, update_lambda = make_update(policy, actor, actor_ema, qf, qf_target, log_lam, q_optimizer, actor_optimizer,
                                         lam_optimizer, sched, args)  # fmt: skip
     if args.compile or args.cudagraphs:  # for acting and evaluation (the updates compile their own, above)
-        policy = torch.compile(policy, mode="reduce-overhead" if args.cudagraphs else None)
+        policy = compile_policy(policy, args)
     acting_actor = actor_ema if args.ema else actor  # the authors act and evaluate with the EMA policy
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
 
@@ -591,7 +591,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
         else:
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
             actions = policy(acting_actor, qf, obs_t, args.exploration_noise * lam).cpu().numpy()
-            finite.check(f"action at global step {global_step}: the networks diverged", not np.isfinite(actions).all())
+            if not np.isfinite(actions).all():  # on the host already: no read of the device's flag
+                finite.fail(f"action at global step {global_step}: the networks diverged")
         next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
         log.episodes(infos, global_step)
         # the true final observation as s'; done = terminated (bootstrap through truncation)
@@ -684,13 +685,13 @@ def finished_episodes(infos: dict) -> list[tuple[float, int]]:
     return [(float(ep["r"][i]), int(ep["l"][i])) for i in np.flatnonzero(infos["_episode"])]
 
 
-def check_env(env_id: str, render: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def check_env(env_id: str, render: bool = False, cuda: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Create the env once, before anything is written: (with render, for --capture-video) a missing off-screen
     renderer, an unknown id and unsuitable spaces fail here, in one line. Returns the action scale and bias: the
     policy acts in [-1, 1]^d and the env gets a * scale + bias, so only a bounded Box action space qualifies."""
-    if render:  # MUJOCO_GL is read when MuJoCo is first imported: without a display, EGL on a CUDA machine, else OSMesa
+    if render:  # MUJOCO_GL is read when MuJoCo is first imported: without a display, EGL on a run's GPU, else OSMesa
         if not os.environ.get("DISPLAY"):
-            os.environ.setdefault("MUJOCO_GL", "egl" if torch.cuda.is_available() else "osmesa")
+            os.environ.setdefault("MUJOCO_GL", "egl" if cuda and torch.cuda.is_available() else "osmesa")
         try:
             env = gym.make(env_id, render_mode="rgb_array")
             env.reset(seed=0)
@@ -750,8 +751,23 @@ def check_run(args: Args) -> tuple[np.ndarray, np.ndarray, Optional[dict]]:
     """Everything that can be wrong with the input, checked before anything is written: the arguments, rendering,
     the env, and the checkpoint to resume. Returns the action scale and bias and the checkpoint (or None)."""
     validate_args(args)
-    scale, bias = check_env(args.env_id, render=args.capture_video)
+    scale, bias = check_env(args.env_id, render=args.capture_video, cuda=args.cuda)
     return scale, bias, load_checkpoint(args.resume, args) if args.resume else None
+
+
+def compile_policy(policy: Callable, args: Args) -> Callable:
+    """--compile / --cudagraphs for acting and evaluation: static shapes, so the two batch sizes (num_envs,
+    eval_episodes) get one graph each instead of a second, dynamic-shape one; under CUDA graphs each call is a new
+    step (its output is read at once, before the next call records or replays)."""
+    compiled = torch.compile(policy, mode="reduce-overhead" if args.cudagraphs else None, dynamic=False)
+    if not args.cudagraphs:
+        return compiled
+
+    def step(*a, **k):
+        torch.compiler.cudagraph_mark_step_begin()
+        return compiled(*a, **k)
+
+    return step
 
 
 def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch.optim.Adam:
@@ -767,22 +783,31 @@ def make_optimizer(params, lr: float, args: Args, device: torch.device) -> torch
 
 
 class ReplayBuffer:
+    """Transitions packed in one [capacity, 2 obs_dim + act_dim + 2] tensor (s, a, r, s', done), so that storing a
+    vector step is one host-to-device copy and sampling one gather; `data` views its columns as a Batch."""
+
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
         self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
-        shapes = Batch(obs=(obs_dim,), actions=(act_dim,), rewards=(), next_obs=(obs_dim,), terminations=())
-        self.data = Batch(*(torch.zeros(capacity, *shape, device=device) for shape in shapes))
+        self.storage = torch.zeros(capacity, 2 * obs_dim + act_dim + 2, device=device)
+        self.widths = [obs_dim, act_dim, 1, obs_dim, 1]
+        self.data = self.fields(self.storage)
+
+    def fields(self, rows: torch.Tensor) -> Batch:
+        obs, actions, rewards, next_obs, terminations = rows.split(self.widths, dim=1)
+        return Batch(obs, actions, rewards.squeeze(1), next_obs, terminations.squeeze(1))
 
     def add(self, obs, actions, rewards, next_obs, terminations) -> None:
         """One vector step: done = terminated only, so truncated episodes bootstrap from the true s'."""
         n = len(obs)
+        rows = np.concatenate([obs, actions, np.reshape(rewards, (n, 1)), next_obs, np.reshape(terminations, (n, 1))],
+                              axis=1, dtype=np.float32)  # fmt: skip
         idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
-        for buf, x in zip(self.data, (obs, actions, rewards, next_obs, terminations)):
-            buf[idx] = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        self.storage[idx] = torch.from_numpy(rows).to(self.device)
         self.ptr, self.size = (self.ptr + n) % self.capacity, min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int) -> Batch:
         idx = torch.randint(0, self.size, (batch_size,), device=self.device)
-        return Batch(*(buf[idx] for buf in self.data))
+        return self.fields(self.storage[idx])
 
     def state_dict(self) -> dict:
         # a copy of what it holds: a slice on the CPU would be a view, and torch.save writes a view's whole storage
@@ -871,10 +896,14 @@ def restore_checkpoint(ckpt: dict, state: dict, args: Args) -> tuple[int, int, i
             with torch.no_grad():
                 obj.copy_(ckpt[name])
         elif isinstance(obj, torch.optim.Optimizer):
-            lr = obj.param_groups[0]["lr"]
-            obj.load_state_dict(ckpt[name])
-            saved_lr = float(obj.param_groups[0]["lr"])  # a compiled run keeps its lr a tensor (make_optimizer)
-            obj.param_groups[0]["lr"] = lr.fill_(saved_lr) if isinstance(lr, torch.Tensor) else saved_lr
+            # the saved moments and lr, with this run's settings: a compiled run's lr is a tensor, and a run on
+            # another device needs its own `capturable` (make_optimizer), or Adam's first step fails
+            mine = [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in obj.param_groups]
+            lrs = [g["lr"] for g in obj.param_groups]
+            obj.load_state_dict({**ckpt[name], "param_groups": [{**saved, **m, "lr": float(saved["lr"])}
+                                                                 for saved, m in zip(ckpt[name]["param_groups"], mine)]})
+            for g, lr in zip(obj.param_groups, lrs):
+                g["lr"] = lr.fill_(g["lr"]) if isinstance(lr, torch.Tensor) else g["lr"]
         elif ckpt[name] is not None:
             obj.load_state_dict(ckpt[name])
         elif isinstance(obj, ReplayBuffer):
@@ -1078,10 +1107,13 @@ class FiniteCheck:
     def watch(self, stats: dict) -> None:
         self.bad |= ~torch.isfinite(torch.stack(list(stats.values()))).all()
 
-    def check(self, what: str, bad: bool = False) -> None:
-        if bad or bool(self.bad):
-            raise RunError(f"non-finite {what}; training stopped and nothing was saved after it. "
-                           f"Last checkpoint: {self.last_checkpoint or 'none (use --checkpoint-interval N)'}")
+    def check(self, what: str) -> None:
+        if bool(self.bad):  # the one read of the device flag (a host sync)
+            self.fail(what)
+
+    def fail(self, what: str) -> None:
+        raise RunError(f"non-finite {what}; training stopped and nothing was saved after it. "
+                       f"Last checkpoint: {self.last_checkpoint or 'none (use --checkpoint-interval N)'}")
 
     def check_losses(self, step: int) -> None:
         self.check(f"loss between global steps {self.since} and {step}")

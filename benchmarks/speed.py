@@ -10,13 +10,16 @@ also one vector step of 5 envs plus one update.
     python benchmarks/speed.py --settings "sdac official" "sdac study" --official   # ours beside the authors'
     python benchmarks/speed.py --settings "dpmd study" --official                   # DPMD beside the authors'
     python benchmarks/speed.py --env-id Ant-v4 --iterations 2000 --settings "sdac official" --modes eager cudagraphs
+The table also gives the time 1M env steps would take at that rate (training iterations only: no warm-up, no
+evaluation) and, for the compiled modes, the graphs torch.compile made (each recompile adds one) and its graph breaks.
 """
 
-import re
-
 import argparse
+import contextlib
+import io
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,7 @@ import time
 import warnings
 
 import torch
+from torch._dynamo.utils import counters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -44,7 +48,9 @@ SETTINGS = {
     # SAC has one setting: the paper's baseline protocol
     "sac": (sac, dict()),
 }
-MODES = {"eager": dict(), "compile": dict(compile=True), "cudagraphs": dict(cudagraphs=True)}
+MODES = {"eager": dict(), "compile": dict(compile=True), "cudagraphs": dict(cudagraphs=True),
+         "eager+tf32": dict(tf32=True), "compile+tf32": dict(compile=True, tf32=True),
+         "cudagraphs+tf32": dict(cudagraphs=True, tf32=True)}
 
 
 def machine() -> str:
@@ -65,11 +71,17 @@ def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     torch._dynamo.reset()
+    counters.clear()
     start = time.time()
-    out = module.train(args)
+    with contextlib.redirect_stdout(io.StringIO()):  # the run's own lines would interleave with the table
+        out = module.train(args)
     seconds = time.time() - start
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    return dict(ms=out["seconds_per_iteration"] * 1000, sps=args.total_timesteps / seconds, peak_mb=peak)
+    # what torch.compile made of the run: graphs compiled (a recompile adds one) and graph breaks
+    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # (--tf32 sets them for the process)
+    return dict(ms=out["seconds_per_iteration"] * 1000, sps=args.total_timesteps / seconds, peak_mb=peak,
+                graphs=graphs, breaks=breaks, num_envs=args.num_envs)
 
 
 def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations: int) -> dict:
@@ -82,7 +94,7 @@ def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations
     m = re.search(r"time per training iteration: ([0-9.]+) ms", out.stdout + out.stderr)
     if not m:
         raise RuntimeError(f"the authors' code printed no timing (exit {out.returncode}): {(out.stdout + out.stderr)[-500:]}")
-    return dict(ms=float(m.group(1)), sps=None, peak_mb=None)
+    return dict(ms=float(m.group(1)), sps=None, peak_mb=None, graphs=None, breaks=None, num_envs=5)
 
 
 def main() -> None:
@@ -97,7 +109,22 @@ def main() -> None:
     modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
     warnings.filterwarnings("ignore")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    rows = []
+    rows, eager = [], {}
+    print(f"\n{cli.env_id}; {machine()}; commit {commit}; {time.strftime('%Y-%m-%d')}\n")
+    print("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | 1M env steps at this "
+          "rate (min) | env steps/s end to end | peak GPU memory (MB) | graphs / graph breaks |\n"
+          "|---|---|---|---|---|---|---|---|---|", flush=True)  # fmt: skip
+
+    def row(name, mode, n, r):  # printed as soon as measured, so that a run stopped early keeps what it measured
+        rows.append((name, mode, n, r))
+        eager.update({name: r["ms"]} if mode == "eager" else {})
+        ratio = f"{eager[name] / r['ms']:.2f}x" if name in eager else "-"
+        peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-"
+        sps = f"{r['sps']:.0f}" if r["sps"] is not None else "-"
+        million = r["ms"] / 1000 * 1_000_000 / r["num_envs"] / 60  # training iterations only: no warm-up, no evaluation
+        graphs = f"{r['graphs']} / {r['breaks']}" if r["graphs"] is not None else "-"
+        print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {million:.0f} | {sps} | {peak} | {graphs} |", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # runs/ of these short runs is thrown away
         for name in cli.settings:
@@ -105,26 +132,15 @@ def main() -> None:
             iterations = cli.iterations or (20 if "official" in name else 100)
             for mode in modes:
                 try:
-                    r = measure(module, setting, MODES[mode], cli.env_id, iterations)
+                    row(name, mode, iterations, measure(module, setting, MODES[mode], cli.env_id, iterations))
                 except (sdac.RunError, dpmd.RunError, sac.RunError) as e:
                     print(f"{name} {mode}: {e}", file=sys.stderr)
-                    continue
-                rows.append((name, mode, iterations, r))
             if cli.official and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64)):
                 try:
-                    rows.append((name, "authors' code (JAX jit)", iterations,
-                                 measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations)))
+                    row(name, "authors' code (JAX jit)", iterations,
+                        measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations))
                 except (RuntimeError, OSError) as e:
                     print(f"{name} authors' code: {e}", file=sys.stderr)
-    print(f"\n{cli.env_id}; {machine()}; commit {commit}; {time.strftime('%Y-%m-%d')}\n")
-    print("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | "
-          "env steps/s end to end | peak GPU memory (MB) |\n|---|---|---|---|---|---|---|")  # fmt: skip
-    eager = {name: r["ms"] for name, mode, _, r in rows if mode == "eager"}
-    for name, mode, n, r in rows:
-        ratio = f"{eager[name] / r['ms']:.2f}x" if name in eager else "-"
-        peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-"
-        sps = f"{r['sps']:.0f}" if r["sps"] is not None else "-"
-        print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {sps} | {peak} |")
     ms = {(name, mode): r["ms"] for name, mode, _, r in rows}
     for name, mode in ms:  # how much an SDAC or DPMD iteration costs against a SAC one, in the same mode and run
         if not name.startswith("sac") and ("sac", mode) in ms:

@@ -205,6 +205,25 @@ def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_rep
     assert (sw / "status" / "sac__Hopper-v4__2").read_text().strip() == "finished"
 
 
+def test_a_run_stopped_by_a_signal_is_not_marked_finished(tmp_path):
+    """A safe stop (SIGTERM from kill or Slurm's time limit, SIGINT) exits 0 after writing a checkpoint; the sweep
+    must keep the run resumable (no done marker) and say so, or the next invocation would skip it as finished.
+    A stand-in script prints what the RL scripts print when stopped."""
+    shutil.copy(os.path.join(REPO, "benchmark.sh"), tmp_path)
+    (tmp_path / "fake_continuous_action.py").write_text(
+        'print("stopped by SIGTERM at global step 40; checkpoint written. To continue:")\n'
+        'print("  python fake_continuous_action.py --resume runs/x/checkpoint.pt")\n')
+    run = lambda: subprocess.run(["bash", str(tmp_path / "benchmark.sh"), "--scripts", "fake_continuous_action.py",  # noqa: E731
+                                  "--out", "sw", "--jobs", "1"], cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=60, env={**os.environ, "PYTHON": sys.executable})  # fmt: skip
+    for _ in range(2):  # and again: still not skipped
+        proc = run()
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "stopped  fake__Hopper-v4__1 (by a signal, with a checkpoint" in proc.stdout
+        assert "1 runs: 0 finished, 0 failed, 0 skipped (finished before), 1 stopped (resumable)" in proc.stdout
+        assert not os.listdir(tmp_path / "sw" / "done")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # benchmark.sh --slurm against a real single-node Slurm (slurmctld, slurmd and munged on localhost)
 

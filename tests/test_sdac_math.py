@@ -105,6 +105,53 @@ def test_sampler_follows_the_exact_ddpm_moment_recursion():
     assert torch.allclose(x.var(0).double(), v, rtol=0.03)
 
 
+def test_sampler_steps_are_ddpm_posteriors_with_x0_clipped():
+    """Each step of reverse_diffusion, rewritten here from the betas alone with the same random draws: x0_hat =
+    (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) clipped to [-1, 1] (the authors' utils/diffusion.py:97), then
+    x_{t-1} = beta_t sqrt(abar_{t-1}) / (1 - abar_t) x0_hat + (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t) x_t
+    + sqrt(beta_t (1 - abar_{t-1}) / (1 - abar_t)) z, no z at the last step, and the action clipped at the end. The
+    noise network here pushes x0_hat outside [-1, 1] often, so a missing clip shows."""
+    T, n, x_T_scale = 4, 64, 0.5
+    s = make_schedule("linear", T)
+    eps_fn = lambda obs, x, i: 3 * torch.sin(3 * x + i[:, None].float()) + obs  # noqa: E731
+    obs = torch.linspace(-1, 1, n)[:, None]
+    torch.manual_seed(5)
+    got = reverse_diffusion(eps_fn, obs, s, 2, x_T_scale)
+    betas = 0.8 * torch.linspace(1e-4, 0.999, T, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    torch.manual_seed(5)
+    x, clipped = torch.randn(n, 2) * x_T_scale, 0
+    for i in reversed(range(T)):
+        ab, ab_prev, beta = abar[i], abar[i - 1] if i > 0 else torch.tensor(1.0, dtype=torch.float64), betas[i]
+        raw = (x - (1 - ab).sqrt().float() * eps_fn(obs, x, torch.full((n,), i))) / ab.sqrt().float()
+        clipped += int((raw.abs() > 1).sum())
+        x0_hat = raw.clamp(-1, 1)
+        x = (beta * ab_prev.sqrt() / (1 - ab)).float() * x0_hat + ((1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)).float() * x
+        if i > 0:
+            x = x + (beta * (1 - ab_prev) / (1 - ab)).sqrt().float() * torch.randn_like(x)
+    assert clipped > n, "the clip was exercised"
+    assert torch.allclose(got, x.clamp(-1, 1), atol=1e-5)
+
+
+def test_rssm_rows_keep_their_state_action_and_step_together():
+    """The loss repeats each (s, a_t, t) K times, adjacent (repeat_interleave): the noise network must see every copy
+    of a_t with its own state and step, whatever the order of the batch. Checked with distinct states, actions and
+    steps per row, and a network that records what it was called with."""
+    B, K = 5, 3
+    s = make_schedule("linear", 8)
+    obs, a_t, t_idx = torch.arange(B, dtype=torch.float32)[:, None] * 10, torch.arange(B * 2.0).view(B, 2), torch.tensor([7, 0, 3, 5, 1])
+    seen = {}
+
+    def actor(o, a, t):
+        seen.update(o=o, a=a, t=t)
+        return torch.zeros_like(a)
+
+    rssm_loss(actor, obs, a_t, t_idx, s, lambda o, a: (seen.update(q_obs=o), torch.zeros(len(a)))[1], 1.0, K)
+    rows = torch.arange(B).repeat_interleave(K)
+    assert torch.equal(seen["o"], obs[rows]) and torch.equal(seen["a"], a_t[rows]) and torch.equal(seen["t"], t_idx[rows])
+    assert torch.equal(seen["q_obs"], obs[rows]), "Q is taken at each copy's own state too"
+
+
 def test_sampler_reproduces_a_gaussian_target_as_steps_grow():
     torch.manual_seed(0)
     mu, sigma = torch.tensor([0.3, -0.2]), torch.tensor([0.2, 0.1])

@@ -197,3 +197,37 @@ def test_dpmd_weights_see_the_critics_after_exactly_one_adam_step(monkeypatch):
     after_two = dpmd.min_q(snapshots[1], data.next_obs, seen["next_a"])
     assert torch.allclose(seen["q"], after_one, atol=1e-6)
     assert not torch.allclose(seen["q"], after_two, atol=1e-4), "the two steps are distinguishable here"
+
+
+def test_sdac_policy_step_noises_the_policys_own_actions(monkeypatch):
+    """Algorithm 1 line 9 (the authors' algorithm/sdac.py:130-134): a0 is the current policy's action at s (best of N
+    plus noise), t uniform over the T steps, a_t = sqrt(abar_t) a0 + sqrt(1 - abar_t) eps, eps ~ N(0, I); the RSSM
+    loss gets that a_t with its t. Checked on 4096 states: the implied eps has mean 0 and variance 1 at every t.
+    Catches a0 not noised, (1 - abar) for its square root, abar taken at another step than the t passed on."""
+    n = 4096
+    a0 = torch.rand(n, ACT) * 2 - 1
+    calls, seen = [], {}
+
+    def stub(actor, qf, obs, noise_std):
+        calls.append(obs)
+        return a0
+
+    real = sdac.rssm_loss
+
+    def spy(actor, obs, a_t, t_idx, *rest):
+        seen.update(obs=obs, a_t=a_t, t=t_idx)
+        return real(actor, obs, a_t, t_idx, *rest)
+
+    monkeypatch.setattr(sdac, "rssm_loss", spy)
+    L = diffusion_learner(sdac, policy=stub)
+    g = torch.Generator().manual_seed(2)
+    data = sdac.Batch(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 2 - 1,
+                      torch.randn(n, generator=g), torch.randn(n, OBS, generator=g), torch.zeros(n))  # fmt: skip
+    L["update"](data, torch.tensor(1.0), 0)
+    assert torch.equal(calls[1], data.obs) and torch.equal(seen["obs"], data.obs), "a0 from the policy at s"
+    abar = sdac.make_schedule("linear", 3).abar[seen["t"]][:, None]
+    eps = (seen["a_t"] - abar.sqrt() * a0) / (1 - abar).sqrt()
+    assert set(seen["t"].tolist()) == {0, 1, 2}
+    for t in range(3):
+        e = eps[seen["t"] == t]
+        assert abs(e.mean().item()) < 0.05 and e.var().item() == pytest.approx(1.0, abs=0.08), (t, e.var().item())

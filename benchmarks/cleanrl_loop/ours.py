@@ -37,7 +37,8 @@ buffer_init = S.ReplayBuffer.__init__
 
 def buffer_init_(self, *a, **k):  # float32 storage, as in a real run (torch.zeros would follow the float64 default)
     buffer_init(self, *a, **k)
-    self.data = S.Batch(*(buf.float() for buf in self.data))
+    self.storage = self.storage.float()
+    self.data = self.fields(self.storage)
 
 
 S.ReplayBuffer.sample, S.ReplayBuffer.__init__ = sample, buffer_init_

@@ -1,0 +1,126 @@
+"""Plants one plausible bug at a time in a scratch copy of the repository and runs the tests: does the suite catch it?
+Two lists: TARGETED (each bug with the tests written for it) and ALGORITHM (bugs in each algorithm's update and
+sampler, run against the suite's fast files, in order, stopping at the first failure). Prints one line per bug:
+which test caught it, or NOT CAUGHT. A mutation that cannot be applied (the code moved) says so. Minutes per bug.
+
+    python benchmarks/plant_bugs.py                      # both lists
+    python benchmarks/plant_bugs.py targeted             # one
+    SKIP=3 python benchmarks/plant_bugs.py algorithm     # from the fourth bug on
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+S, D, A = "sdac_continuous_action.py", "dpmd_continuous_action.py", "sac_continuous_action.py"
+T = "tests/test_update_math.py"
+
+TARGETED = [
+    # (label, file, old, new, tests)
+    ("SDAC target: (1 - done) dropped", S, "(1 - data.terminations) * args.gamma * next_q", "args.gamma * next_q", [T]),
+    ("SDAC target: online critics for the targets", S, "next_q = min_q(qf_target, data.next_obs, next_a)", "next_q = min_q(qf, data.next_obs, next_a)", [T]),
+    ("SDAC target: entropy bonus without lambda", S, "next_q = next_q + lam * exploration_entropy(", "next_q = next_q + exploration_entropy(", [T]),
+    ("SDAC target: reward scale lost", S, "next_q_value = args.reward_scale * data.rewards +", "next_q_value = data.rewards +", [T]),
+    ("DPMD target: (1 - done) dropped", D, "(1 - data.terminations) * args.gamma * next_q", "args.gamma * next_q", [T]),
+    ("DPMD target: online critics for the targets", D, "next_q = min_q(qf_target, data.next_obs, next_a)", "next_q = min_q(qf, data.next_obs, next_a)", [T]),
+    ("SAC target: (1 - done) dropped", A, "(1 - data.terminations) * args.gamma * next_q", "args.gamma * next_q", [T]),
+    ("SAC target: + alpha log pi", A, "next_a) - log_alpha.exp() * next_log_pi", "next_a) + log_alpha.exp() * next_log_pi", [T]),
+    ("SAC target: online critics", A, "next_q = min_q(qf_target, data.next_obs, next_a)", "next_q = min_q(qf, data.next_obs, next_a)", [T]),
+    ("SDAC lambda: target entropy sign", S, "act_dim, target_entropy = actor.act_dim, -args.target_entropy_scale * actor.act_dim", "act_dim, target_entropy = actor.act_dim, args.target_entropy_scale * actor.act_dim", [T]),
+    ("SDAC lambda: entropy of sigma, not sigma^2", S, "torch.log(2 * math.pi * math.e * sigma**2)", "torch.log(2 * math.pi * math.e * sigma)", [T]),
+    ("SDAC lambda: no detach", S, "lam_loss = log_lam * (entropy - target_entropy).detach()", "lam_loss = log_lam * (entropy - target_entropy)", [T]),
+    ("DPMD lambda: target entropy sign", D, "act_dim, target_entropy = actor.act_dim, -args.target_entropy_scale * actor.act_dim", "act_dim, target_entropy = actor.act_dim, args.target_entropy_scale * actor.act_dim", [T]),
+    ("DPMD lambda: no detach", D, "lam_loss = log_lam * (entropy - target_entropy).detach()", "lam_loss = log_lam * (entropy - target_entropy)", [T]),
+    ("DPMD lambda: entropy without 2 pi e", D, "torch.log(2 * math.pi * math.e * sigma**2)", "torch.log(sigma**2)", [T]),
+    ("SAC alpha: loss sign", A, "return (-log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()", "return (log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()", [T]),
+    ("SDAC: RSSM's Q with gradient", S, "    with torch.no_grad():\n        q = q_fn(obs_rep, a0_tilde).view(B, K)", "    if True:\n        q = q_fn(obs_rep, a0_tilde).view(B, K)", [T, "tests/test_sdac_math.py"]),
+    ("DPMD: the weights' Q with gradient", D, "        with torch.no_grad():  # the weights' Q: the critics after their first step", "        if True:  # the weights' Q: the critics after their first step", [T]),
+    ("DPMD: weights' Q before the critic step", D, "        q_step()\n        with torch.no_grad():  # the weights' Q: the critics after their first step\n            q = min_q(qf, data.next_obs, next_a)", "        with torch.no_grad():  # the weights' Q: the critics after their first step\n            q = min_q(qf, data.next_obs, next_a)\n        q_step()", [T]),
+    ("DPMD: weights' Q after both critic steps", D, "        with torch.no_grad():  # the weights' Q: the critics after their first step\n            q = min_q(qf, data.next_obs, next_a)\n", "        if args.critic_double_step:\n            q_step()\n        with torch.no_grad():  # the weights' Q: the critics after their first step\n            q = min_q(qf, data.next_obs, next_a)\n", [T]),
+    ("SDAC train: next_obs stored as s'", S, "rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)", "rb.add(obs, actions, rewards, next_obs, terminations)", ["tests/test_env_handling.py"]),
+    ("SDAC train: done = terminated | truncated", S, "rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)", "rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations | truncations)", ["tests/test_env_handling.py"]),
+    ("SAC train: next_obs stored as s'", A, "rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)", "rb.add(obs, actions, rewards, next_obs, terminations)", ["tests/test_env_handling.py"]),
+    ("DPMD train: done = terminated | truncated", D, "rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations)", "rb.add(obs, actions, rewards, final_observations(next_obs, infos), terminations | truncations)", ["tests/test_env_handling.py"]),
+    ("resume: target critics not restored", S, "        elif ckpt[name] is not None:\n            obj.load_state_dict(ckpt[name])", "        elif ckpt[name] is not None and name != \"qf_target\":\n            obj.load_state_dict(ckpt[name])", ["tests/test_crash_and_resume.py"]),
+    ("resume: optimisers not restored", D, "            obj.load_state_dict({**ckpt[name], \"param_groups\":", "            (lambda _: None)({**ckpt[name], \"param_groups\":", ["tests/test_crash_and_resume.py"]),
+    ("resume: numpy RNG not restored", A, "    np.random.set_state(ckpt[\"rng\"][\"numpy\"])\n", "", ["tests/test_crash_and_resume.py"]),
+    ("resume: lambda not restored", S, "            with torch.no_grad():\n                obj.copy_(ckpt[name])", "            pass", ["tests/test_crash_and_resume.py"]),
+    ("RSSM weights: sign of Q", S, "w = torch.softmax(q / temperature, dim=1)", "w = torch.softmax(-q / temperature, dim=1)", ["tests/test_sdac_math.py"]),
+    ("RSSM weights: temperature dropped", S, "w = torch.softmax(q / temperature, dim=1)", "w = torch.softmax(q, dim=1)", ["tests/test_sdac_math.py"]),
+    ("DPMD drifts from SDAC: reverse_diffusion", D, "x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps)", "x0_hat = ((x - (1 - sched.abar[i]) * eps)", ["tests/test_plumbing.py"]),
+    ("DPMD drifts from SDAC: sample_actions argmin", D, ".view(B, N).argmax(1)", ".view(B, N).argmin(1)", ["tests/test_plumbing.py"]),
+    ("the algorithm uses a plumbing name", S, "        raise ValueError(f\"unknown beta schedule {kind!r}\")", "        raise RunError(f\"unknown beta schedule {kind!r}\")", ["tests/test_plumbing.py"]),
+    ("resume: the checkpoint's optimiser settings win (capturable)", S, "            obj.load_state_dict({**ckpt[name], \"param_groups\": [{**saved, **m, \"lr\": float(saved[\"lr\"])}", "            obj.load_state_dict({**ckpt[name], \"param_groups\": [{**m, **saved, \"lr\": float(saved[\"lr\"])}", ["tests/test_device_paths.py"]),
+    ("acting policy compiled with dynamic shapes", S, "compiled = torch.compile(policy, mode=\"reduce-overhead\" if args.cudagraphs else None, dynamic=False)", "compiled = torch.compile(policy, mode=\"reduce-overhead\" if args.cudagraphs else None)", ["tests/test_device_paths.py"]),
+    ("acting reads the device flag", A, "            if not np.isfinite(actions).all():  # on the host already: no read of the device's flag\n                finite.fail(", "            if not np.isfinite(actions).all() or bool(finite.bad):\n                finite.fail(", ["tests/test_device_paths.py"]),
+    ("SAC policy loss into the critics", A, "        qf.requires_grad_(False)  # the policy's gradient flows through Q's input only, not into the critics\n", "", ["tests/test_device_paths.py"]),
+    ("EGL for a --no-cuda run", D, "\"egl\" if cuda and torch.cuda.is_available() else \"osmesa\"", "\"egl\" if torch.cuda.is_available() else \"osmesa\"", ["tests/test_device_paths.py"]),
+    ("benchmark.sh: a stopped run marked finished", "benchmark.sh", "  if [ $rc = 0 ] && tail -n 3 \"$log\" | grep -q \"^stopped by \"; then", "  if false; then", ["tests/test_benchmark.py::test_a_run_stopped_by_a_signal_is_not_marked_finished"]),
+    ("SDAC sampler: x0_hat not clipped", S, "/ sched.abar[i].sqrt()).clamp(-1, 1)", "/ sched.abar[i].sqrt())", ["tests/test_sdac_math.py"]),
+    ("SDAC RSSM: t tiled, not repeated with its a_t", S, "pred = actor(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat_interleave(K, 0))", "pred = actor(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat(K))", ["tests/test_sdac_math.py"]),
+    ("SDAC RSSM: states tiled, not repeated", S, "    obs_rep = obs.repeat_interleave(K, 0)\n    with torch.no_grad():", "    obs_rep = obs.repeat(K, 1)\n    with torch.no_grad():", ["tests/test_sdac_math.py"]),
+    ("SDAC policy step: (1 - abar) for its square root in a_t", S, "a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)", "a_t = abar.sqrt() * a0 + (1 - abar) * torch.randn_like(a0)", [T]),
+    ("SDAC policy step: a0 not noised", S, "a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)", "a_t = a0", [T]),
+    ("buffer checkpoint: the view's whole storage", S, "buf[: self.size].to(\"cpu\", copy=True)", "buf[: self.size].cpu()", ["tests/test_crash_and_resume.py"]),
+]
+
+ALGORITHM = [
+    ("SDAC sampler: posterior coefficients swapped", S, "x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x", "x = sched.posterior_mean_coef2[i] * x0_hat + sched.posterior_mean_coef1[i] * x", None),
+    ("SDAC sampler: best of N by argmin", S, ".view(B, N).argmax(1)", ".view(B, N).argmin(1)", None),
+    ("SDAC sampler: noise on the last step too", S, "        if i > 0:  # no noise at the last step\n", "        if True:  # no noise at the last step\n", None),
+    ("SDAC sampler: x0_hat not clipped", S, "/ sched.abar[i].sqrt()).clamp(-1, 1)", "/ sched.abar[i].sqrt())", None),
+    ("SDAC eq. 17: sign of the noise", S, "return a_t / abar_t.sqrt() - ((1 - abar_t) / abar_t).sqrt() * eps, eps", "return a_t / abar_t.sqrt() + ((1 - abar_t) / abar_t).sqrt() * eps, eps", None),
+    ("SDAC eq. 17: variance for std", S, "return a_t / abar_t.sqrt() - ((1 - abar_t) / abar_t).sqrt() * eps, eps", "return a_t / abar_t.sqrt() - ((1 - abar_t) / abar_t) * eps, eps", None),
+    ("SDAC RSSM: t not repeated with its a_t (index)", S, "pred = actor(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat_interleave(K, 0))", "pred = actor(obs_rep, a_t.repeat_interleave(K, 0), t_idx.repeat(K))", None),
+    ("SDAC RSSM: states tiled, not repeated (index)", S, "    obs_rep = obs.repeat_interleave(K, 0)\n    with torch.no_grad():", "    obs_rep = obs.repeat(K, 1)\n    with torch.no_grad():", None),
+    ("SDAC policy step: a_t with (1 - abar) for its sqrt", S, "a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)", "a_t = abar.sqrt() * a0 + (1 - abar) * torch.randn_like(a0)", None),
+    ("SDAC policy step: a0 for a_t (no noising)", S, "a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)", "a_t = a0", None),
+    ("SDAC update: policy on the odd updates", S, "update_policy = u % args.policy_frequency == 0", "update_policy = u % args.policy_frequency == 1", None),
+    ("SDAC update: soft update with 1 - tau", S, "torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)", "torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1 - tau)", None),
+    ("SDAC critic: only Q1 trained", S, "        return qf_losses.sum(), dict(", "        return qf_losses[0], dict(", None),
+    ("SDAC critic: Q(s', a) in the loss (swapped tensor)", S, "qf_a_values = qf(data.obs, data.actions)  # [2, B]: Q1 and Q2", "qf_a_values = qf(data.next_obs, data.actions)  # [2, B]: Q1 and Q2", None),
+    ("SDAC acting: exploration noise squared", S, "noisy = cand + noise_std * torch.randn_like(cand)", "noisy = cand + noise_std**2 * torch.randn_like(cand)", None),
+    ("SDAC: EMA policy not updated", S, "            soft_update(actor_ema, actor, args.tau)\n        if u % args.target_network_frequency == 0:", "        if u % args.target_network_frequency == 0:", None),
+    ("DPMD loss: noising coefficients swapped", D, "pred = actor(obs, abar.sqrt() * a0 + (1 - abar).sqrt() * eps, t_idx)", "pred = actor(obs, (1 - abar).sqrt() * a0 + abar.sqrt() * eps, t_idx)", None),
+    ("DPMD weights: multiplied by lambda", D, "return torch.exp(z.clamp(-clip, clip) / lam), z", "return torch.exp(z.clamp(-clip, clip) * lam), z", None),
+    ("DPMD weights: no clip", D, "return torch.exp(z.clamp(-clip, clip) / lam), z", "return torch.exp(z / lam), z", None),
+    ("DPMD stats: rate 1 - rate", D, "q_stats.lerp_(torch.stack([q.mean(), q.std(correction=0)]), args.q_stats_rate)", "q_stats.lerp_(torch.stack([q.mean(), q.std(correction=0)]), 1 - args.q_stats_rate)", None),
+    ("DPMD policy step: at s, not s' (swapped tensor)", D, "loss = weighted_dsm_loss(actor, data.next_obs, next_a, t_idx, sched, w)", "loss = weighted_dsm_loss(actor, data.obs, next_a, t_idx, sched, w)", None),
+    ("DPMD loss: weights ignored", D, "return (w[:, None] * (pred - eps) ** 2).mean()", "return ((pred - eps) ** 2).mean()", None),
+    ("SAC actor loss: + min Q", A, "return (alpha * log_pi - min_qf_pi).mean()", "return (alpha * log_pi + min_qf_pi).mean()", None),
+    ("SAC critic: only Q1 trained", A, "        return qf_losses.sum(), dict(", "        return qf_losses[0], dict(", None),
+    ("SAC: target every 2nd update for every 1st", A, "if num_updates % args.target_network_frequency == 0:", "if num_updates % (args.target_network_frequency + 1) == 0:", None),
+]
+
+
+ORDER = [f"tests/test_{n}.py" for n in ("update_math", "sdac_math", "sdac_authors_code", "dpmd", "sac", "plumbing",
+         "compiled_paths", "sdac_smoke", "env_handling", "crash_and_resume", "eval_only", "bad_input", "run_output",
+         "safe_stop")]
+
+
+def run(label, fname, old, new, tests):
+    work = tempfile.mkdtemp(prefix="plant_bugs_")
+    for f in (S, D, A, "pytest.ini", "rssm_toy_gmm.py", "benchmark.sh"):
+        shutil.copy(os.path.join(REPO, f), work)
+    shutil.copytree(os.path.join(REPO, "tests"), os.path.join(work, "tests"))
+    shutil.copytree(os.path.join(REPO, "benchmarks"), os.path.join(work, "benchmarks"))
+    path = os.path.join(work, fname)
+    text = open(path).read()
+    if text.count(old) != 1:
+        return f"NOT APPLIED ({text.count(old)} matches)"
+    open(path, "w").write(text.replace(old, new))
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *(tests or ORDER + ["-k", "not two_scripts_share and not shared_pieces"])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env, timeout=1800)
+    failed = [l for l in out.stdout.splitlines() if l.startswith("FAILED") or l.startswith("ERROR")]
+    shutil.rmtree(work, ignore_errors=True)
+    return ("caught by " + failed[0].split(" - ")[0].replace("FAILED ", "")) if out.returncode != 0 else "NOT CAUGHT"
+
+
+if __name__ == "__main__":
+    groups = {"targeted": TARGETED, "algorithm": ALGORITHM}
+    for g in sys.argv[1:] or list(groups):
+        for label, fname, old, new, tests in groups[g][int(os.environ.get("SKIP", "0")):]:
+            print(f"{g} | {label} | {run(label, fname, old, new, tests)}", flush=True)
