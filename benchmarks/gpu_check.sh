@@ -16,14 +16,16 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if ! python3 -c "import gymnasium, mujoco, tyro" 2>/dev/null; then
-  [ -d .whl ] || { echo "error: gymnasium, mujoco or tyro missing and no .whl/ carried (see the header)" >&2; exit 2; }
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || exit 2
-  export PYTHONPATH=/tmp/site
+PY=python3  # the GPU machine's (it holds torch); here, the project's venv where python3 lacks the requirements
+if ! $PY -c "import gymnasium, mujoco, tyro" 2>/dev/null; then
+  if [ -x .venv/bin/python ] && .venv/bin/python -c "import gymnasium, mujoco, tyro" 2>/dev/null; then PY=$PWD/.venv/bin/python
+  else
+    [ -d .whl ] || { echo "error: gymnasium, mujoco or tyro missing and no .whl/ carried (see the header)" >&2; exit 2; }
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      || exit 2
+    export PYTHONPATH=/tmp/site
+  fi
 fi
-PY=python3
-[ -x .venv/bin/python ] && ! python3 -c "import gymnasium" 2>/dev/null && PY=.venv/bin/python
 gpu=$($PY -c "import torch; print(int(torch.cuda.is_available()))")
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
@@ -40,7 +42,7 @@ if [ "$gpu" = 1 ]; then
   run_flags=(); speed_iters=100; t_tests=170; t_run=90
 else
   workers=""; speed=("sdac cpu|eager compile|200" "dpmd study|eager compile|120" "sac|eager compile|120")
-  run_flags=(--num-candidates 4 --num-reverse-samples 16 --diffusion-steps 5); speed_iters=5; t_tests=60; t_run=300
+  run_flags=(--num-candidates 4 --num-reverse-samples 16 --diffusion-steps 5); speed_iters=10; t_tests=60; t_run=300
 fi
 
 # 1. the CUDA tests (each a few iterations of every script and mode on the GPU; skipped without one)
