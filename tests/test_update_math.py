@@ -51,8 +51,8 @@ def diffusion_learner(module, policy=None, after_q_step=None, **kw):
     q_stats = [torch.tensor([0.0, 1.0])] if module is dpmd else []
     update, update_lambda = module.make_update(policy, actor, actor_ema, qf, qf_target, log_lam, *q_stats, q_opt,
                                                a_opt, lam_opt, sched, args)  # fmt: skip
-    return dict(args=args, update=update, update_lambda=update_lambda, actor=actor, qf=qf, qf_target=qf_target,
-                log_lam=log_lam, q_opt=q_opt, policy=policy)  # fmt: skip
+    return dict(args=args, update=update, update_lambda=update_lambda, actor=actor, actor_ema=actor_ema, qf=qf,
+                qf_target=qf_target, log_lam=log_lam, q_opt=q_opt, policy=policy)  # fmt: skip
 
 
 def td_target(qf_target, data, next_a, reward_scale, gamma, bonus=0.0):
@@ -231,3 +231,53 @@ def test_sdac_policy_step_noises_the_policys_own_actions(monkeypatch):
     for t in range(3):
         e = eps[seen["t"] == t]
         assert abs(e.mean().item()) < 0.05 and e.var().item() == pytest.approx(1.0, abs=0.08), (t, e.var().item())
+
+
+@pytest.mark.parametrize("module", [sdac, dpmd], ids=["sdac", "dpmd"])
+def test_ema_policy_and_target_critics_follow_their_schedule(module):
+    """Updates u = 0..3 with policy_frequency = target_network_frequency = 2 (the authors'): the EMA policy moves by
+    tau towards the policy after each policy step (u = 0, 2) and the target critics towards the critics at u = 0, 2;
+    at u = 1, 3 both stay. Catches the EMA not updated, 1 - tau for tau, targets on the wrong updates."""
+    L = diffusion_learner(module)
+    actor_ema, data = L["actor_ema"], batch(module)
+    for u in range(4):
+        ema_before = [p.detach().clone() for p in actor_ema.parameters()]
+        target_before = [p.detach().clone() for p in L["qf_target"].parameters()]
+        L["update"](data, torch.tensor(1.0), u)
+        moved = u % 2 == 0
+        for e, e0, a in zip(actor_ema.parameters(), ema_before, L["actor"].parameters()):
+            assert torch.allclose(e, e0 + 0.005 * (a - e0) if moved else e0, atol=1e-7), f"EMA policy at u = {u}"
+        for q, q0, o in zip(L["qf_target"].parameters(), target_before, L["qf"].parameters()):
+            assert torch.allclose(q, q0 + 0.005 * (o - q0) if moved else q0, atol=1e-7), f"target critics at u = {u}"
+
+
+def test_sac_target_critics_step_after_every_update(tmp_path, monkeypatch):
+    """CleanRL's SAC: the target critics move after every update (target_network_frequency 1), in train()'s loop.
+    Counted over a short run with 2 gradient steps per iteration: one soft update per update."""
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    real = sac.soft_update
+    monkeypatch.setattr(sac, "soft_update", lambda target, online, tau: (calls.append(tau), real(target, online, tau))[1])
+    args = sac.Args(env_id="Hopper-v4", num_envs=2, learning_starts=40, total_timesteps=80, batch_size=16, gradient_steps=2,
+                    eval_interval=0, eval_episodes=1, buffer_size=1000, cuda=False, checkpoint_interval=80)  # fmt: skip
+    out = sac.train(args)
+    updates = torch.load(out["checkpoint"], weights_only=False)["num_updates"]
+    assert updates == 40 and calls == [0.005] * updates
+
+
+def test_dpmd_policy_step_is_on_the_next_states_and_their_actions(monkeypatch):
+    """algorithm/dpmd.py:110 and 129-141: the policy step's DSM runs on (s', a'), a' the sampler's action at s' that
+    the critic target used. Catches s for s' (the actions then meet other states)."""
+    seen = {}
+    next_a = torch.rand(B, ACT) * 2 - 1
+    real = dpmd.weighted_dsm_loss
+
+    def spy(actor, obs, a0, t_idx, sched, w):
+        seen.update(obs=obs, a0=a0)
+        return real(actor, obs, a0, t_idx, sched, w)
+
+    monkeypatch.setattr(dpmd, "weighted_dsm_loss", spy)
+    L = diffusion_learner(dpmd, policy=lambda actor, qf, obs, noise_std: next_a)
+    data = batch(dpmd)
+    L["update"](data, torch.tensor(1.0), 0)
+    assert torch.equal(seen["obs"], data.next_obs) and torch.equal(seen["a0"], next_a)

@@ -1,0 +1,138 @@
+"""The toy's recovered mode weights over paired seeds: per mixture, method and seed, the weight each method's samples
+give each component and the worst error max_j |w_j - w*_j|; then per mixture and method the mean worst error with
+its 95% t-interval. Runs rssm_toy_gmm.py's own run() from this checkout or from another (--repo, a checkout of an
+older commit), so that two commits are compared on the same mixtures and seeds. Rows go to --csv as they finish
+(a rerun skips the rows it has); --only runs a single method, from its own seeded network (as every method starts
+in run() since 22ce55b). The divergences are not computed: they take no random draws, so the weights are those of
+a full run.
+
+    python benchmarks/toy_weights.py --csv weights_main.csv                                    # the three mixtures
+    python benchmarks/toy_weights.py --repo /tmp/old --csv weights_old.csv                     # an older checkout
+    python benchmarks/toy_weights.py --csv pxt.csv --only uniform -- --weight-normalization per-x_t
+    python benchmarks/toy_weights.py --summary weights_main.csv weights_old.csv                # the tables
+"""
+
+import argparse
+import csv
+import importlib.util
+import os
+import sys
+import time
+
+import numpy as np
+from scipy import stats
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the paper's mixture; a 2-mode one of our own; the README's 3-mode example with unequal weights
+MIXTURES = {
+    "paper": [],
+    "two": ["--means", "4", "0", "-4", "0", "--weights", "0.7", "0.3"],
+    "three": ["--means", "2", "-2", "-2", "2", "0", "4", "--weights", "0.5", "0.3", "0.2", "--cov-scale", "0.5"],
+}
+FIELDS = ["mixture", "seed", "method", "extra", "weights", "target", "worst_error", "seconds"]
+
+
+def load(repo: str):
+    spec = importlib.util.spec_from_file_location("rssm_toy_gmm_under_test", os.path.join(repo, "rssm_toy_gmm.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # the weights need no divergence: the MMD (and the older histogram KL) draw no random numbers, so leaving them out
+    # changes no weight, and saves most of a run's time
+    for name in ("mmd2", "histogram_kl"):
+        if hasattr(module, name):
+            setattr(module, name, lambda *a, **k: float("nan"))
+    return module
+
+
+def short(name: str) -> str:
+    """A method's label, the same across commits: gaussian, uniform, dsm, langevin, true samples."""
+    for key, label in (("N(0", "gaussian"), ("Unif", "uniform"), ("DSM", "dsm"), ("Langevin", "langevin")):
+        if key in name:
+            return label
+    return name
+
+
+def run_one(toy, argv: list[str], only: str | None) -> tuple[dict, np.ndarray]:
+    """{method: weights} of one run of the toy at these arguments, and the target's weights."""
+    import tyro
+
+    args = tyro.cli(toy.Args, args=argv)
+    target = np.array(args.weights)
+    if only is None:
+        return {short(name): r["weights"] for name, r in toy.run(args).items()}, target
+    # one RSSM method alone, as run() trains it (the current toy's functions)
+    toy.validate_args(args)
+    gmm = toy.make_target(args)
+    sched = toy.make_schedule(args.diffusion_steps, args.beta_start, args.beta_end)
+    import torch
+
+    d, std, b = args.dim, args.gaussian_std, args.uniform_bound
+    proposal = {"gaussian": lambda n: std * torch.randn(n, d), "uniform": lambda n: (2 * torch.rand(n, d) - 1) * b}[only]
+    x, _ = toy.train_and_sample(args, sched, toy.rssm_method(args, gmm, sched, proposal), toy.box(gmm))
+    return {only: toy.mode_weights(x, gmm)}, target
+
+
+def interval(x) -> tuple[float, float, float]:
+    x = np.asarray(x, dtype=np.float64)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return x.mean(), x.mean() - half, x.mean() + half
+
+
+def summary(paths: list[str]) -> None:
+    for path in paths:
+        rows = list(csv.DictReader(open(path)))
+        print(f"\n{path}: mean worst weight error max_j |w_j - w*_j| over seeds [95% t-interval]\n")
+        groups = sorted({(r["mixture"], r["extra"]) for r in rows})
+        methods = [m for m in ("gaussian", "uniform", "dsm", "langevin") if any(r["method"] == m for r in rows)]
+        print("| mixture | options | seeds | " + " | ".join(methods) + " |\n|---|---|---|" + "---|" * len(methods))
+        for mixture, extra in groups:
+            cells, seeds = [], set()
+            for m in methods:
+                e = [float(r["worst_error"]) for r in rows if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)]
+                seeds |= {r["seed"] for r in rows if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)}
+                cells.append("{:.3f} [{:.3f}, {:.3f}]".format(*interval(e)) if e else "-")
+            print(f"| {mixture} | {extra or '(defaults)'} | {len(seeds)} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repo", default=REPO, help="the checkout whose rssm_toy_gmm.py runs")
+    p.add_argument("--csv", help="where the rows go (appended; rows already there are skipped)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)))
+    p.add_argument("--mixtures", nargs="+", default=list(MIXTURES), choices=list(MIXTURES))
+    p.add_argument("--only", choices=["gaussian", "uniform"], help="train this RSSM method alone")
+    p.add_argument("--summary", nargs="+", metavar="CSV", help="print the tables of these files and exit")
+    p.add_argument("extra", nargs="*", help="after --: more options for rssm_toy_gmm.py (its defaults otherwise)")
+    cli = p.parse_args()
+    if cli.summary:
+        return summary(cli.summary)
+    if not cli.csv:
+        sys.exit("error: --csv is needed to run")
+    toy, extra = load(cli.repo), " ".join(cli.extra)
+    done = set()
+    if os.path.exists(cli.csv):
+        done = {(r["mixture"], r["seed"], r["extra"]) for r in csv.DictReader(open(cli.csv))}
+    new = not os.path.exists(cli.csv)
+    with open(cli.csv, "a", newline="") as f:
+        out = csv.DictWriter(f, FIELDS)
+        if new:
+            out.writeheader()
+        for seed in cli.seeds:  # seeds outer: an interrupted run has every mixture at the first seeds
+            for mixture in cli.mixtures:
+                if (mixture, str(seed), extra) in done:
+                    continue
+                argv = [*MIXTURES[mixture], "--seed", str(seed), "--output", os.devnull, *cli.extra]
+                start = time.time()
+                weights, target = run_one(toy, argv, cli.only)
+                for method, w in weights.items():
+                    out.writerow(dict(mixture=mixture, seed=seed, method=method, extra=extra,
+                                      weights=" ".join(f"{v:.4f}" for v in w), target=" ".join(f"{v:g}" for v in target),
+                                      worst_error=f"{np.abs(np.asarray(w) - target).max():.4f}",
+                                      seconds=f"{time.time() - start:.1f}"))  # fmt: skip
+                f.flush()
+                print(f"{mixture} seed {seed}: " + ", ".join(f"{m} {np.abs(np.asarray(w) - target).max():.3f}"
+                                                               for m, w in weights.items()), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
