@@ -150,3 +150,27 @@ def test_rank_test_p_is_the_exact_mann_whitney_p():
     assert compare_cleanrl.rank_test_p(ours, theirs) == pytest.approx(38 / 924)
     # interleaved groups: p = 1
     assert compare_cleanrl.rank_test_p([1, 4, 5, 8], [2, 3, 6, 7]) == pytest.approx(1.0)
+
+
+def test_utd_report_tables_from_known_runs(tmp_path):
+    """benchmarks/utd_report.py on event files with known returns: equal-step means with t-intervals, the mean of
+    all evaluations over finished runs only, updates per run by UTD, and the paired UTD difference."""
+    import utd_report
+    from torch.utils.tensorboard import SummaryWriter
+
+    steps = list(range(2500, 50_001, 2500))
+    for sub, seed, offset in [("gs1", 1, 0.0), ("gs1", 2, 10.0), ("gs5", 1, 100.0), ("gs5", 2, 130.0), ("gs5", 3, 0.0)]:
+        w = SummaryWriter(tmp_path / sub / "runs" / f"Hopper-v4__sdac__{seed}__1700000000")
+        for s in steps if seed != 3 else steps[:8]:  # seed 3 of UTD 1 still running, at 20k
+            w.add_scalar("eval/episodic_return", s / 100 + offset, s)
+        w.close()
+    groups = utd_report.load(str(tmp_path))
+    text = utd_report.report(groups)
+    # UTD 0.2 at 50k: 500 and 510: mean 505, std 7.1, 95% t-interval 505 +- 12.71 * 5 = [441.5, 568.5]
+    assert "| SDAC | 0.2 | 2 of 2 | 9000 | " in text and "505.0 +- 7.1 [441.5, 568.5]" in text
+    # UTD 1 at 20k: 300, 330 and the unfinished seed's 200; the mean of all only over the two finished runs
+    line = next(ln for ln in text.splitlines() if ln.startswith("| SDAC | 1 | 2 of 3 | 45000 |"))
+    # (the mean of steps / 100 over the 20 evaluations is 262.5: 362.5 and 392.5 with the offsets)
+    assert "276.7 +- 68.1" in line and line.endswith("| 377.5 +- 21.2 [186.9, 568.1] |")
+    # paired by seed: seeds 1 and 2, UTD 1 minus UTD 0.2 = 100 and 120
+    assert "| SDAC | 2 | 110.0 +- 14.1 [-17.1, 237.1] | 110.0 +- 14.1 [-17.1, 237.1] |" in text

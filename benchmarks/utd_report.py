@@ -1,0 +1,120 @@
+"""The update-to-data study's report, from benchmarks/utd_study.sh's folder (OUT/gs1: UTD 0.2, OUT/gs5: UTD 1):
+per algorithm and UTD, the evaluation return (20 episodes) at equal env steps, the final one and the mean of all
+evaluations (the area under the learning curve), each as mean +- std over seeds with a 95% t-interval, and the
+updates each run made; the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; and one PNG of the
+curves. Runs still going are reported at the steps they reached, and said to be so.
+
+    python benchmarks/utd_report.py sweep_utd --out benchmarks/results/utd_study_2026-12-02
+"""
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import find_runs  # noqa: E402
+
+UTDS = {"gs1": ("0.2", 1), "gs5": ("1", 5)}  # folder: (updates per env step, gradient steps per vector step of 5)
+WARMUP, TOTAL, NUM_ENVS = 5000, 50_000, 5
+
+
+def ci(x) -> str:
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return f"{x.mean():.1f} (1 seed)"
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return f"{x.mean():.1f} +- {x.std(ddof=1):.1f} [{x.mean() - half:.1f}, {x.mean() + half:.1f}]"
+
+
+def load(folder: str) -> dict:
+    """{(algo, utd): [Run, ...]} for the runs under folder/gs1 and folder/gs5, seeds in order."""
+    groups = defaultdict(list)
+    for sub, (utd, _) in UTDS.items():
+        if os.path.isdir(os.path.join(folder, sub)):
+            for r in find_runs(os.path.join(folder, sub)):
+                groups[(r.algo, utd)].append(r)
+    return {k: sorted(v, key=lambda r: r.seed) for k, v in sorted(groups.items())}
+
+
+def at(run, step: int) -> float:
+    return float(run.returns[list(run.steps).index(step)]) if step in run.steps else float("nan")
+
+
+def report(groups: dict) -> str:
+    checkpoints = [10_000, 20_000, 30_000, 40_000, 50_000]
+    out = ["## Evaluation return at equal env steps (mean +- std over seeds [95% t-interval])", "",
+           "| algorithm | UTD | seeds done | updates per run | " + " | ".join(f"{s // 1000}k" for s in checkpoints)
+           + " | mean of all evaluations (AUC) |", "|---|---|---|---|" + "---|" * len(checkpoints) + "---|"]  # fmt: skip
+    for (algo, utd), runs in groups.items():
+        done = [r for r in runs if r.steps.max() >= TOTAL]
+        gs = dict(UTDS.values())[utd]
+        cells = []
+        for s in checkpoints:
+            vals = [at(r, s) for r in runs if s in r.steps]
+            cells.append(ci(vals) if vals else "-")
+        auc = ci([r.returns.mean() for r in done]) if done else "-"
+        out.append(f"| {algo} | {utd} | {len(done)} of {len(runs)} | {(TOTAL - WARMUP) // NUM_ENVS * gs} | "
+                   + " | ".join(cells) + f" | {auc} |")  # fmt: skip
+    out += ["", "## Per seed: final return (50k), mean of all evaluations, steps reached", "",
+            "| algorithm | UTD | seed | final | mean of all | last step |", "|---|---|---|---|---|---|"]
+    for (algo, utd), runs in groups.items():
+        for r in runs:
+            final = f"{at(r, TOTAL):.1f}" if TOTAL in r.steps else "-"
+            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {r.returns.mean():.1f} | {int(r.steps.max())} |")
+    out += ["", "## UTD 1 minus UTD 0.2, paired by seed (the same seed's runs start from the same networks)", "",
+            "| algorithm | seeds | final return | mean of all evaluations |", "|---|---|---|---|"]
+    for algo in sorted({a for a, _ in groups}):
+        lo, hi = {r.seed: r for r in groups.get((algo, "0.2"), [])}, {r.seed: r for r in groups.get((algo, "1"), [])}
+        seeds = [s for s in lo if s in hi and lo[s].steps.max() >= TOTAL and hi[s].steps.max() >= TOTAL]
+        if seeds:
+            d_final = [at(hi[s], TOTAL) - at(lo[s], TOTAL) for s in seeds]
+            d_auc = [hi[s].returns.mean() - lo[s].returns.mean() for s in seeds]
+            out.append(f"| {algo} | {len(seeds)} | {ci(d_final)} | {ci(d_auc)} |")
+    return "\n".join(out) + "\n"
+
+
+def plot(groups: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {"SDAC": "tab:blue", "DPMD": "tab:green", "SAC": "tab:orange"}
+    for (algo, utd), runs in groups.items():
+        steps = sorted(set.intersection(*(set(r.steps.tolist()) for r in runs)))
+        y = np.array([[at(r, s) for s in steps] for r in runs])
+        style = "-" if utd == "1" else "--"
+        ax.plot(steps, y.mean(0), style, color=colours.get(algo), label=f"{algo}, UTD {utd} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            ax.fill_between(steps, y.mean(0) - y.std(0), y.mean(0) + y.std(0), color=colours.get(algo), alpha=0.12)
+    ax.set_xlabel("env steps (the first 5000 random)")
+    ax.set_ylabel("evaluation return (20 episodes)")
+    ax.set_title("Hopper-v4: UTD 0.2 (dashed) and 1 (solid), mean +- std over seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", help="benchmarks/utd_study.sh's OUT (holding gs1/ and gs5/)")
+    p.add_argument("--out", required=True, help="folder for results.md and curves.png")
+    cli = p.parse_args()
+    groups = load(cli.folder)
+    if not groups:
+        sys.exit(f"error: no run with evaluations under {cli.folder}/gs1 or {cli.folder}/gs5")
+    os.makedirs(cli.out, exist_ok=True)
+    text = report(groups)
+    with open(os.path.join(cli.out, "results.md"), "w") as f:
+        f.write(text)
+    plot(groups, os.path.join(cli.out, "curves.png"))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
