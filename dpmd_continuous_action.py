@@ -655,6 +655,7 @@ def make_vector_env(env_id: str, num_envs: int, render_first: bool = False) -> g
     env_fns = [partial(gym.make, env_id, **({"render_mode": "rgb_array"} if render_first and i == 0 else {}))
                for i in range(num_envs)]  # fmt: skip
     envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 

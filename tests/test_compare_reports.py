@@ -1,4 +1,4 @@
-"""benchmarks/compare_official.py and compare_cleanrl.py on runs with known values. compare_official: the authors' steps
+"""benchmarks/compare_official.py, compare_cleanrl.py and utd_report.py on runs with known values. compare_official: the authors' steps
 are shifted by their warm-up, the table's final/best are right, their logs are copied so the report can be rewritten
 from the copies alone. compare_cleanrl: windowed training returns and the SPS ratio."""
 
