@@ -10,6 +10,7 @@ a full run.
     python benchmarks/toy_weights.py --repo /tmp/old --csv weights_old.csv                     # an older checkout
     python benchmarks/toy_weights.py --csv pxt.csv --only uniform -- --weight-normalization per-x_t
     python benchmarks/toy_weights.py --summary weights_main.csv weights_old.csv                # the tables
+    python benchmarks/toy_weights.py --profile              # where eq. 36's weights put the loss, per step t
 """
 
 import argparse
@@ -72,6 +73,29 @@ def run_one(toy, argv: list[str], only: str | None) -> tuple[dict, np.ndarray]:
     return {only: toy.mode_weights(x, gmm)}, target
 
 
+def weight_profile(toy, argv: list[str], draws: int = 200_000) -> list[tuple]:
+    """Where eq. 36's batch-normalised weights put the loss: per step t, the share of the total weight p0(x0_tilde)
+    that the x_t drawn at t receive, for each p~ (t drawn uniformly, K = 1; a flat profile is 1/T per step). Also
+    the share for per-x_t normalisation, which gives every x_t the same total weight: 1/T per step by construction."""
+    import torch
+    import tyro
+
+    args = tyro.cli(toy.Args, args=argv)
+    gmm, sched = toy.make_target(args), toy.make_schedule(args.diffusion_steps, args.beta_start, args.beta_end)
+    torch.manual_seed(0)
+    d, T = args.dim, args.diffusion_steps
+    rows = []
+    for name, proposal in (("gaussian", lambda n: args.gaussian_std * torch.randn(n, d)),
+                           ("uniform", lambda n: (2 * torch.rand(n, d) - 1) * args.uniform_bound)):  # fmt: skip
+        t = torch.randint(0, T, (draws,))
+        abar = sched.abar[t][:, None]
+        x0 = proposal(draws) / abar.sqrt() - ((1 - abar) / abar).sqrt() * torch.randn(draws, d)  # eq. 17
+        p0 = gmm.log_prob(x0).double().exp()
+        share = torch.zeros(T, dtype=torch.float64).index_add_(0, t, p0) / p0.sum()
+        rows.append((name, share.numpy(), sched.abar.double().numpy()))
+    return rows
+
+
 def interval(x) -> tuple[float, float, float]:
     x = np.asarray(x, dtype=np.float64)
     half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
@@ -102,10 +126,24 @@ def main() -> None:
     p.add_argument("--mixtures", nargs="+", default=list(MIXTURES), choices=list(MIXTURES))
     p.add_argument("--only", choices=["gaussian", "uniform"], help="train this RSSM method alone")
     p.add_argument("--summary", nargs="+", metavar="CSV", help="print the tables of these files and exit")
+    p.add_argument("--profile", action="store_true", help="print where eq. 36's weights put the loss, per step t")
     p.add_argument("extra", nargs="*", help="after --: more options for rssm_toy_gmm.py (its defaults otherwise)")
     cli = p.parse_args()
     if cli.summary:
         return summary(cli.summary)
+    if cli.profile:
+        toy = load(cli.repo)
+        for mixture in cli.mixtures:
+            rows = weight_profile(toy, [*MIXTURES[mixture], *cli.extra])
+            T = len(rows[0][1])
+            print(f"\n{mixture}: share of eq. 36's total weight at each step t (flat: {1 / T:.3f})\n")
+            print("| t | abar_t | " + " | ".join(f"p~ {n}" for n, _, _ in rows) + " |\n|---|---|" + "---|" * len(rows))
+            for i in range(T):
+                print(f"| {i + 1} | {rows[0][2][i]:.3f} | " + " | ".join(f"{share[i]:.4f}" for _, share, _ in rows) + " |")
+            half = T // 2
+            print("\nshare of the weight at the noisier half of the steps (t > T/2; flat: 0.5): "
+                  + ", ".join(f"p~ {n} {share[half:].sum():.4f}" for n, share, _ in rows))
+        return
     if not cli.csv:
         sys.exit("error: --csv is needed to run")
     toy, extra = load(cli.repo), " ".join(cli.extra)
