@@ -11,6 +11,7 @@ a full run.
     python benchmarks/toy_weights.py --csv pxt.csv --only uniform -- --weight-normalization per-x_t
     python benchmarks/toy_weights.py --summary weights_main.csv weights_old.csv                # the tables
     python benchmarks/toy_weights.py --profile              # where eq. 36's weights put the loss, per step t
+    python benchmarks/toy_weights.py --compare weights_main.csv weights_old.csv             # commit against commit
 """
 
 import argparse
@@ -118,6 +119,26 @@ def summary(paths: list[str]) -> None:
             print(f"| {mixture} | {extra or '(defaults)'} | {len(seeds)} | " + " | ".join(cells) + " |")
 
 
+def compare(new_path: str, old_path: str) -> None:
+    """Per mixture and method: the mean worst weight error of new_path minus old_path's, with Welch's 95% interval
+    and p (the two commits' runs are not paired: their random streams differ)."""
+    new, old = list(csv.DictReader(open(new_path))), list(csv.DictReader(open(old_path)))
+    print(f"\n{new_path} minus {old_path}: mean worst weight error, difference [Welch 95% interval], p\n")
+    methods = [m for m in ("gaussian", "uniform", "dsm", "langevin") if any(r["method"] == m for r in new)]
+    print("| mixture | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
+    for mixture in sorted({r["mixture"] for r in new if r["extra"] == ""}):
+        cells = []
+        for m in methods:
+            a = np.array([float(r["worst_error"]) for r in new if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")])
+            b = np.array([float(r["worst_error"]) for r in old if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")])
+            va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+            dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+            half, p = stats.t.ppf(0.975, dof) * np.sqrt(va + vb), stats.ttest_ind(a, b, equal_var=False).pvalue
+            d = a.mean() - b.mean()
+            cells.append(f"{d:+.3f} [{d - half:+.3f}, {d + half:+.3f}], p {p:.2f}")
+        print(f"| {mixture} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repo", default=REPO, help="the checkout whose rssm_toy_gmm.py runs")
@@ -127,10 +148,13 @@ def main() -> None:
     p.add_argument("--only", choices=["gaussian", "uniform"], help="train this RSSM method alone")
     p.add_argument("--summary", nargs="+", metavar="CSV", help="print the tables of these files and exit")
     p.add_argument("--profile", action="store_true", help="print where eq. 36's weights put the loss, per step t")
+    p.add_argument("--compare", nargs=2, metavar=("NEW_CSV", "OLD_CSV"), help="the difference of two commits' errors")
     p.add_argument("extra", nargs="*", help="after --: more options for rssm_toy_gmm.py (its defaults otherwise)")
     cli = p.parse_args()
     if cli.summary:
         return summary(cli.summary)
+    if cli.compare:
+        return compare(*cli.compare)
     if cli.profile:
         toy = load(cli.repo)
         for mixture in cli.mixtures:
