@@ -117,6 +117,18 @@ def summary(paths: list[str]) -> None:
                 seeds |= {r["seed"] for r in rows if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)}
                 cells.append("{:.3f} [{:.3f}, {:.3f}]".format(*interval(e)) if e else "-")
             print(f"| {mixture} | {extra or '(defaults)'} | {len(seeds)} | " + " | ".join(cells) + " |")
+        if "dsm" in methods:  # the methods against DSM (which sees true samples), paired by seed: same network
+            print("\nMinus DSM's worst weight error, paired by seed [95% t-interval]\n")
+            others = [m for m in methods if m != "dsm"]
+            print("| mixture | " + " | ".join(f"{m} - dsm" for m in others) + " |\n|---|" + "---|" * len(others))
+            for mixture, extra in groups:
+                err = {m: {r["seed"]: float(r["worst_error"]) for r in rows if (r["mixture"], r["extra"], r["method"])
+                           == (mixture, extra, m)} for m in methods}  # fmt: skip
+                cells = []
+                for m in others:
+                    seeds = sorted(set(err[m]) & set(err["dsm"]))
+                    cells.append("{:+.3f} [{:+.3f}, {:+.3f}]".format(*interval([err[m][k] - err["dsm"][k] for k in seeds])))
+                print(f"| {mixture} | " + " | ".join(cells) + " |")
 
 
 def compare(new_path: str, old_path: str) -> None:
