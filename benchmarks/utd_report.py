@@ -1,7 +1,7 @@
 """The update-to-data study's report, from benchmarks/utd_study.sh's folder (OUT/gs1: UTD 0.2, OUT/gs5: UTD 1):
 per algorithm and UTD, the evaluation return (20 episodes) at equal env steps, the final one and the mean of all
-evaluations (the area under the learning curve), each as mean +- std over seeds with a 95% t-interval, and the
-updates each run made; the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; and one PNG of the
+evaluations (the area under the learning curve), each as mean +- std over seeds with a 95% t-interval; the updates and
+wall-clock each run cost (summed over a resumed run's event files); the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; and one PNG of the
 curves. Runs still going are reported at the steps they reached, and said to be so.
 
     python benchmarks/utd_report.py sweep_utd --out benchmarks/results/utd_study_2026-12-02
@@ -40,6 +40,11 @@ def load(folder: str) -> dict:
     return {k: sorted(v, key=lambda r: r.seed) for k, v in sorted(groups.items())}
 
 
+def updates(utd: str) -> int:
+    """Updates one run makes: a gradient step count per vector step after the warm-up."""
+    return (TOTAL - WARMUP) // NUM_ENVS * dict(UTDS.values())[utd]
+
+
 def at(run, step: int) -> float:
     return float(run.returns[list(run.steps).index(step)]) if step in run.steps else float("nan")
 
@@ -51,20 +56,27 @@ def report(groups: dict) -> str:
            + " | mean of all evaluations (AUC) |", "|---|---|---|---|" + "---|" * len(checkpoints) + "---|"]  # fmt: skip
     for (algo, utd), runs in groups.items():
         done = [r for r in runs if r.steps.max() >= TOTAL]
-        gs = dict(UTDS.values())[utd]
         cells = []
         for s in checkpoints:
             vals = [at(r, s) for r in runs if s in r.steps]
             cells.append(ci(vals) if vals else "-")
         auc = ci([r.returns.mean() for r in done]) if done else "-"
-        out.append(f"| {algo} | {utd} | {len(done)} of {len(runs)} | {(TOTAL - WARMUP) // NUM_ENVS * gs} | "
+        out.append(f"| {algo} | {utd} | {len(done)} of {len(runs)} | {updates(utd)} | "
                    + " | ".join(cells) + f" | {auc} |")  # fmt: skip
-    out += ["", "## Per seed: final return (50k), mean of all evaluations, steps reached", "",
-            "| algorithm | UTD | seed | final | mean of all | last step |", "|---|---|---|---|---|---|"]
+    out += ["", "## Cost: updates and wall-clock per finished run (one CPU core per run, warm-up and evaluations "
+            "included; mean [min, max])", "", "| algorithm | UTD | runs finished | updates per run | hours per run |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for (algo, utd), runs in groups.items():
+        hours = [r.wall_seconds / 3600 for r in runs if r.steps.max() >= TOTAL]
+        cost = f"{np.mean(hours):.2f} [{min(hours):.2f}, {max(hours):.2f}]" if hours else "-"
+        out.append(f"| {algo} | {utd} | {len(hours)} | {updates(utd)} | {cost} |")
+    out += ["", "## Per seed: final return (50k), mean of all evaluations, steps reached, wall-clock so far", "",
+            "| algorithm | UTD | seed | final | mean of all | last step | hours |", "|---|---|---|---|---|---|---|"]
     for (algo, utd), runs in groups.items():
         for r in runs:
             final = f"{at(r, TOTAL):.1f}" if TOTAL in r.steps else "-"
-            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {r.returns.mean():.1f} | {int(r.steps.max())} |")
+            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {r.returns.mean():.1f} | {int(r.steps.max())} | "
+                       f"{r.wall_seconds / 3600:.2f} |")
     out += ["", "## UTD 1 minus UTD 0.2, paired by seed (the same seed's runs start from the same networks)", "",
             "| algorithm | seeds | final return | mean of all evaluations |", "|---|---|---|---|"]
     for algo in sorted({a for a, _ in groups}):

@@ -162,7 +162,8 @@ def test_utd_report_tables_from_known_runs(tmp_path):
     for sub, seed, offset in [("gs1", 1, 0.0), ("gs1", 2, 10.0), ("gs5", 1, 100.0), ("gs5", 2, 130.0), ("gs5", 3, 0.0)]:
         w = SummaryWriter(tmp_path / sub / "runs" / f"Hopper-v4__sdac__{seed}__1700000000")
         for s in steps if seed != 3 else steps[:8]:  # seed 3 of UTD 1 still running, at 20k
-            w.add_scalar("eval/episodic_return", s / 100 + offset, s)
+            # wall-clock 0.36 s per env step at UTD 0.2, 0.72 at UTD 1: 4.75 h and 9.5 h over 2500..50000
+            w.add_scalar("eval/episodic_return", s / 100 + offset, s, walltime=1.7e9 + s * (0.36 if sub == "gs1" else 0.72))
         w.close()
     groups = utd_report.load(str(tmp_path))
     text = utd_report.report(groups)
@@ -174,3 +175,6 @@ def test_utd_report_tables_from_known_runs(tmp_path):
     assert "276.7 +- 68.1" in line and line.endswith("| 377.5 +- 21.2 [186.9, 568.1] |")
     # paired by seed: seeds 1 and 2, UTD 1 minus UTD 0.2 = 100 and 120
     assert "| SDAC | 2 | 110.0 +- 14.1 [-17.1, 237.1] | 110.0 +- 14.1 [-17.1, 237.1] |" in text
+    # the cost over finished runs only; the running seed's hours so far (2500..20000: 3.5 h) in its own row
+    assert "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text and "| SDAC | 1 | 2 | 45000 | 9.50 [9.50, 9.50] |" in text
+    assert "| SDAC | 1 | 3 | - | 112.5 | 20000 | 3.50 |" in text
