@@ -12,6 +12,7 @@ a full run.
     python benchmarks/toy_weights.py --summary weights_main.csv weights_old.csv                # the tables
     python benchmarks/toy_weights.py --profile              # where eq. 36's weights put the loss, per step t
     python benchmarks/toy_weights.py --compare weights_main.csv weights_old.csv             # commit against commit
+    python benchmarks/toy_weights.py --compare pxt.csv weights_main.csv --paired            # an option, seed by seed
 """
 
 import argparse
@@ -131,23 +132,33 @@ def summary(paths: list[str]) -> None:
                 print(f"| {mixture} | " + " | ".join(cells) + " |")
 
 
-def compare(new_path: str, old_path: str) -> None:
-    """Per mixture and method: the mean worst weight error of new_path minus old_path's, with Welch's 95% interval
-    and p (the two commits' runs are not paired: their random streams differ)."""
+def compare(new_path: str, old_path: str, paired: bool = False) -> None:
+    """Per mixture and method: the mean worst weight error of new_path minus old_path's at its defaults. Two commits'
+    runs are not paired (their random streams differ): Welch's 95% interval and p. With paired, new_path holds one
+    option's runs of this checkout (e.g. --uniform-bound 9) and old_path its defaults: the runs of one seed start
+    from the same network, so the difference is taken per seed (t-interval and p of the paired t-test)."""
     new, old = list(csv.DictReader(open(new_path))), list(csv.DictReader(open(old_path)))
-    print(f"\n{new_path} minus {old_path}: mean worst weight error, difference [Welch 95% interval], p\n")
+    how = "paired by seed [95% t-interval]" if paired else "[Welch 95% interval]"
+    print(f"\n{new_path} minus {old_path}: mean worst weight error, difference {how}, p\n")
     methods = [m for m in ("gaussian", "uniform", "dsm", "langevin") if any(r["method"] == m for r in new)]
     print("| mixture | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
-    for mixture in sorted({r["mixture"] for r in new if r["extra"] == ""}):
+    for mixture in sorted({r["mixture"] for r in new}):
         cells = []
         for m in methods:
-            a = np.array([float(r["worst_error"]) for r in new if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")])
-            b = np.array([float(r["worst_error"]) for r in old if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")])
-            va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-            dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-            half, p = stats.t.ppf(0.975, dof) * np.sqrt(va + vb), stats.ttest_ind(a, b, equal_var=False).pvalue
-            d = a.mean() - b.mean()
-            cells.append(f"{d:+.3f} [{d - half:+.3f}, {d + half:+.3f}], p {p:.2f}")
+            a = {r["seed"]: float(r["worst_error"]) for r in new if (r["mixture"], r["method"]) == (mixture, m)
+                 and (paired or r["extra"] == "")}  # fmt: skip
+            b = {r["seed"]: float(r["worst_error"]) for r in old if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")}
+            if paired:
+                d = np.array([a[k] - b[k] for k in sorted(set(a) & set(b))])
+                mean, lo, hi = interval(d)
+                half, p = mean - lo, stats.ttest_1samp(d, 0.0).pvalue
+            else:
+                a, b = np.array(list(a.values())), np.array(list(b.values()))
+                va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+                dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+                half, p = stats.t.ppf(0.975, dof) * np.sqrt(va + vb), stats.ttest_ind(a, b, equal_var=False).pvalue
+                mean = a.mean() - b.mean()
+            cells.append(f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}], p {p:.2f}")
         print(f"| {mixture} | " + " | ".join(cells) + " |")
 
 
@@ -161,12 +172,14 @@ def main() -> None:
     p.add_argument("--summary", nargs="+", metavar="CSV", help="print the tables of these files and exit")
     p.add_argument("--profile", action="store_true", help="print where eq. 36's weights put the loss, per step t")
     p.add_argument("--compare", nargs=2, metavar=("NEW_CSV", "OLD_CSV"), help="the difference of two commits' errors")
+    p.add_argument("--paired", action="store_true", help="with --compare: an option's runs against the defaults' "
+                   "of the same checkout, paired by seed")
     p.add_argument("extra", nargs="*", help="after --: more options for rssm_toy_gmm.py (its defaults otherwise)")
     cli = p.parse_args()
     if cli.summary:
         return summary(cli.summary)
     if cli.compare:
-        return compare(*cli.compare)
+        return compare(*cli.compare, paired=cli.paired)
     if cli.profile:
         toy = load(cli.repo)
         for mixture in cli.mixtures:
