@@ -1,13 +1,18 @@
 """The update-to-data study's report, from benchmarks/utd_study.sh's folder (OUT/gs1: UTD 0.2, OUT/gs5: UTD 1):
-per algorithm and UTD, the evaluation return (20 episodes) at equal env steps, the final one and the mean of all
-evaluations (the area under the learning curve), each as mean +- std over seeds with a 95% t-interval; the updates and
-wall-clock each run cost (summed over a resumed run's event files); the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; and one PNG of the
+per algorithm and UTD, the evaluation return (20 episodes) at equal env steps, the final one and the mean of the
+evaluations after the warm-up (7500 to 50000: the area under the learning curve while it learns), each as mean +- std
+over seeds with a 95% t-interval; the updates and wall-clock each run cost (summed over a resumed run's event files);
+the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; and one PNG of the
 curves. Runs still going are reported at the steps they reached, and said to be so.
 
-    python benchmarks/utd_report.py sweep_utd --out benchmarks/results/utd_study_2026-12-02
+    python benchmarks/utd_report.py sweep_utd --out benchmarks/results/utd_study_2026-12-02 [--reuse runs.csv]
+
+--reuse adds earlier runs whose every setting matches, from a CSV of algorithm,utd,seed,step,return rows (their
+wall-clock is not known here, so they have none).
 """
 
 import argparse
+import csv
 import os
 import sys
 from collections import defaultdict
@@ -16,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import find_runs  # noqa: E402
+from report import Run, find_runs  # noqa: E402
 
 UTDS = {"gs1": ("0.2", 1), "gs5": ("1", 5)}  # folder: (updates per env step, gradient steps per vector step of 5)
 WARMUP, TOTAL, NUM_ENVS = 5000, 50_000, 5
@@ -30,19 +35,35 @@ def ci(x) -> str:
     return f"{x.mean():.1f} +- {x.std(ddof=1):.1f} [{x.mean() - half:.1f}, {x.mean() + half:.1f}]"
 
 
-def load(folder: str) -> dict:
-    """{(algo, utd): [Run, ...]} for the runs under folder/gs1 and folder/gs5, seeds in order."""
+def load(folder: str, reuse: str | None = None) -> dict:
+    """{(algo, utd): [Run, ...]} for the runs under folder/gs1 and folder/gs5 and those of the reuse CSV, seeds in
+    order."""
     groups = defaultdict(list)
     for sub, (utd, _) in UTDS.items():
         if os.path.isdir(os.path.join(folder, sub)):
             for r in find_runs(os.path.join(folder, sub)):
                 groups[(r.algo, utd)].append(r)
+    if reuse:
+        rows = defaultdict(list)
+        with open(reuse) as f:
+            for row in csv.DictReader(f):
+                rows[(row["algorithm"], row["utd"], int(row["seed"]))].append((int(row["step"]), float(row["return"])))
+        for (algo, utd, seed), evals in rows.items():
+            if any(r.seed == seed for r in groups[(algo, utd)]):
+                sys.exit(f"error: {reuse} has {algo} at UTD {utd}, seed {seed}, which {folder} has too")
+            steps, returns = map(np.array, zip(*sorted(evals)))
+            groups[(algo, utd)].append(Run("Hopper-v4", algo, seed, steps, returns, float("nan"), int(steps.max())))
     return {k: sorted(v, key=lambda r: r.seed) for k, v in sorted(groups.items())}
 
 
 def updates(utd: str) -> int:
     """Updates one run makes: a gradient step count per vector step after the warm-up."""
     return (TOTAL - WARMUP) // NUM_ENVS * dict(UTDS.values())[utd]
+
+
+def learning(run) -> float:
+    """The mean of the evaluations after the warm-up (the area under the learning curve, per evaluation)."""
+    return float(run.returns[run.steps > WARMUP].mean())
 
 
 def at(run, step: int) -> float:
@@ -53,38 +74,38 @@ def report(groups: dict) -> str:
     checkpoints = [10_000, 20_000, 30_000, 40_000, 50_000]
     out = ["## Evaluation return at equal env steps (mean +- std over seeds [95% t-interval])", "",
            "| algorithm | UTD | seeds done | updates per run | " + " | ".join(f"{s // 1000}k" for s in checkpoints)
-           + " | mean of all evaluations (AUC) |", "|---|---|---|---|" + "---|" * len(checkpoints) + "---|"]  # fmt: skip
+           + " | mean after the warm-up (AUC) |", "|---|---|---|---|" + "---|" * len(checkpoints) + "---|"]  # fmt: skip
     for (algo, utd), runs in groups.items():
         done = [r for r in runs if r.steps.max() >= TOTAL]
         cells = []
         for s in checkpoints:
             vals = [at(r, s) for r in runs if s in r.steps]
             cells.append(ci(vals) if vals else "-")
-        auc = ci([r.returns.mean() for r in done]) if done else "-"
+        auc = ci([learning(r) for r in done]) if done else "-"
         out.append(f"| {algo} | {utd} | {len(done)} of {len(runs)} | {updates(utd)} | "
                    + " | ".join(cells) + f" | {auc} |")  # fmt: skip
     out += ["", "## Cost: updates and wall-clock per finished run (one CPU core per run, warm-up and evaluations "
             "included; mean [min, max])", "", "| algorithm | UTD | runs finished | updates per run | hours per run |",
             "|---|---|---|---|---|"]  # fmt: skip
     for (algo, utd), runs in groups.items():
-        hours = [r.wall_seconds / 3600 for r in runs if r.steps.max() >= TOTAL]
+        hours = [r.wall_seconds / 3600 for r in runs if r.steps.max() >= TOTAL and np.isfinite(r.wall_seconds)]
         cost = f"{np.mean(hours):.2f} [{min(hours):.2f}, {max(hours):.2f}]" if hours else "-"
         out.append(f"| {algo} | {utd} | {len(hours)} | {updates(utd)} | {cost} |")
-    out += ["", "## Per seed: final return (50k), mean of all evaluations, steps reached, wall-clock so far", "",
-            "| algorithm | UTD | seed | final | mean of all | last step | hours |", "|---|---|---|---|---|---|---|"]
+    out += ["", "## Per seed: final return (50k), mean after the warm-up, steps reached, wall-clock so far", "",
+            "| algorithm | UTD | seed | final | mean after warm-up | last step | hours |", "|---|---|---|---|---|---|---|"]
     for (algo, utd), runs in groups.items():
         for r in runs:
             final = f"{at(r, TOTAL):.1f}" if TOTAL in r.steps else "-"
-            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {r.returns.mean():.1f} | {int(r.steps.max())} | "
-                       f"{r.wall_seconds / 3600:.2f} |")
+            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {learning(r):.1f} | {int(r.steps.max())} | "
+                       + (f"{r.wall_seconds / 3600:.2f} |" if np.isfinite(r.wall_seconds) else "reused |"))
     out += ["", "## UTD 1 minus UTD 0.2, paired by seed (the same seed's runs start from the same networks)", "",
-            "| algorithm | seeds | final return | mean of all evaluations |", "|---|---|---|---|"]
+            "| algorithm | seeds | final return | mean after the warm-up |", "|---|---|---|---|"]
     for algo in sorted({a for a, _ in groups}):
         lo, hi = {r.seed: r for r in groups.get((algo, "0.2"), [])}, {r.seed: r for r in groups.get((algo, "1"), [])}
         seeds = [s for s in lo if s in hi and lo[s].steps.max() >= TOTAL and hi[s].steps.max() >= TOTAL]
         if seeds:
             d_final = [at(hi[s], TOTAL) - at(lo[s], TOTAL) for s in seeds]
-            d_auc = [hi[s].returns.mean() - lo[s].returns.mean() for s in seeds]
+            d_auc = [learning(hi[s]) - learning(lo[s]) for s in seeds]
             out.append(f"| {algo} | {len(seeds)} | {ci(d_final)} | {ci(d_auc)} |")
     return "\n".join(out) + "\n"
 
@@ -116,8 +137,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", help="benchmarks/utd_study.sh's OUT (holding gs1/ and gs5/)")
     p.add_argument("--out", required=True, help="folder for results.md and curves.png")
+    p.add_argument("--reuse", help="CSV of earlier runs' evaluations (algorithm,utd,seed,step,return)")
     cli = p.parse_args()
-    groups = load(cli.folder)
+    groups = load(cli.folder, cli.reuse)
     if not groups:
         sys.exit(f"error: no run with evaluations under {cli.folder}/gs1 or {cli.folder}/gs5")
     os.makedirs(cli.out, exist_ok=True)

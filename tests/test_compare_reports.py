@@ -153,8 +153,9 @@ def test_rank_test_p_is_the_exact_mann_whitney_p():
 
 
 def test_utd_report_tables_from_known_runs(tmp_path):
-    """benchmarks/utd_report.py on event files with known returns: equal-step means with t-intervals, the mean of
-    all evaluations over finished runs only, updates per run by UTD, and the paired UTD difference."""
+    """benchmarks/utd_report.py on event files with known returns: equal-step means with t-intervals, the mean after
+    the warm-up over finished runs only, updates and hours per run by UTD, the paired UTD difference, and earlier runs
+    added from a CSV (--reuse)."""
     import utd_report
     from torch.utils.tensorboard import SummaryWriter
 
@@ -169,12 +170,22 @@ def test_utd_report_tables_from_known_runs(tmp_path):
     text = utd_report.report(groups)
     # UTD 0.2 at 50k: 500 and 510: mean 505, std 7.1, 95% t-interval 505 +- 12.71 * 5 = [441.5, 568.5]
     assert "| SDAC | 0.2 | 2 of 2 | 9000 | " in text and "505.0 +- 7.1 [441.5, 568.5]" in text
-    # UTD 1 at 20k: 300, 330 and the unfinished seed's 200; the mean of all only over the two finished runs
+    # UTD 1 at 20k: 300, 330 and the unfinished seed's 200; the mean after the warm-up only over the two finished runs
     line = next(ln for ln in text.splitlines() if ln.startswith("| SDAC | 1 | 2 of 3 | 45000 |"))
-    # (the mean of steps / 100 over the 20 evaluations is 262.5: 362.5 and 392.5 with the offsets)
-    assert "276.7 +- 68.1" in line and line.endswith("| 377.5 +- 21.2 [186.9, 568.1] |")
+    # (steps / 100 over the 18 evaluations from 7500 to 50000: mean 287.5; 387.5 and 417.5 with the offsets)
+    assert "276.7 +- 68.1" in line and line.endswith("| 402.5 +- 21.2 [211.9, 593.1] |")
     # paired by seed: seeds 1 and 2, UTD 1 minus UTD 0.2 = 100 and 120
     assert "| SDAC | 2 | 110.0 +- 14.1 [-17.1, 237.1] | 110.0 +- 14.1 [-17.1, 237.1] |" in text
     # the cost over finished runs only; the running seed's hours so far (2500..20000: 3.5 h) in its own row
     assert "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text and "| SDAC | 1 | 2 | 45000 | 9.50 [9.50, 9.50] |" in text
-    assert "| SDAC | 1 | 3 | - | 112.5 | 20000 | 3.50 |" in text
+    assert "| SDAC | 1 | 3 | - | 137.5 | 20000 | 3.50 |" in text
+    # an earlier run of seed 3 at UTD 0.2 from a CSV (evaluations from 7500 on): a third seed, without hours
+    reuse = tmp_path / "reuse.csv"
+    reuse.write_text("algorithm,utd,seed,step,return\n" + "".join(f"SDAC,0.2,3,{s},{s / 100 + 20}\n" for s in steps[2:]))
+    text = utd_report.report(utd_report.load(str(tmp_path), str(reuse)))
+    assert "| SDAC | 0.2 | 3 of 3 | 9000 | " in text and "510.0 +- 10.0 [485.2, 534.8]" in text  # 500, 510, 520
+    assert "| SDAC | 0.2 | 3 | 520.0 | 307.5 | 50000 | reused |" in text and "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text
+    assert "| SDAC | 3 | " not in text  # seed 3 of UTD 1 is unfinished: no pair
+    reuse.write_text("algorithm,utd,seed,step,return\nSDAC,0.2,1,7500,1.0\n")
+    with pytest.raises(SystemExit, match="seed 1, which"):
+        utd_report.load(str(tmp_path), str(reuse))
