@@ -63,7 +63,8 @@ def updates(utd: str) -> int:
 
 def learning(run) -> float:
     """The mean of the evaluations after the warm-up (the area under the learning curve, per evaluation)."""
-    return float(run.returns[run.steps > WARMUP].mean())
+    after = run.returns[run.steps > WARMUP]
+    return float(after.mean()) if len(after) else float("nan")
 
 
 def at(run, step: int) -> float:
@@ -96,7 +97,8 @@ def report(groups: dict) -> str:
     for (algo, utd), runs in groups.items():
         for r in runs:
             final = f"{at(r, TOTAL):.1f}" if TOTAL in r.steps else "-"
-            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {learning(r):.1f} | {int(r.steps.max())} | "
+            auc = f"{learning(r):.1f}" if (r.steps > WARMUP).any() else "-"
+            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {auc} | {int(r.steps.max())} | "
                        + (f"{r.wall_seconds / 3600:.2f} |" if np.isfinite(r.wall_seconds) else "reused |"))
     out += ["", "## UTD 1 minus UTD 0.2, paired by seed (the same seed's runs start from the same networks)", "",
             "| algorithm | seeds | final return | mean after the warm-up |", "|---|---|---|---|"]
