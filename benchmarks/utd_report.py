@@ -2,8 +2,9 @@
 per algorithm and UTD, the evaluation return (20 episodes) at equal env steps, the final one and the mean of the
 evaluations after the warm-up (7500 to 50000: the area under the learning curve while it learns), each as mean +- std
 over seeds with a 95% t-interval; the updates and wall-clock each run cost (summed over a resumed run's event files);
-the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; and one PNG of the
-curves. Runs still going are reported at the steps they reached, and said to be so.
+the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; the temperature and Q1 at equal steps (is
+a UTD 1 run stable?); and one PNG of the curves. Runs still going are reported at the steps they reached, and said
+to be so.
 
     python benchmarks/utd_report.py sweep_utd --out benchmarks/results/utd_study_2026-12-02 [--reuse runs.csv]
 
@@ -13,6 +14,7 @@ wall-clock is not known here, so they have none).
 
 import argparse
 import csv
+import glob
 import os
 import sys
 from collections import defaultdict
@@ -21,10 +23,11 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import Run, find_runs  # noqa: E402
+from report import ALGORITHM_NAMES, Run, find_runs  # noqa: E402
 
 UTDS = {"gs1": ("0.2", 1), "gs5": ("1", 5)}  # folder: (updates per env step, gradient steps per vector step of 5)
 WARMUP, TOTAL, NUM_ENVS = 5000, 50_000, 5
+STAT_TAGS = ("losses/lambda", "losses/alpha", "losses/qf1_values")
 
 
 def ci(x) -> str:
@@ -56,6 +59,42 @@ def load(folder: str, reuse: str | None = None) -> dict:
     return {k: sorted(v, key=lambda r: r.seed) for k, v in sorted(groups.items())}
 
 
+def update_stats(folder: str) -> dict:
+    """{(algo, utd): {seed: {tag: (steps, values)}}} of the temperature (SDAC's and DPMD's lambda, SAC's alpha) and
+    Q1 on the batch, as logged, for the runs under folder/gs1 and folder/gs5: is a UTD 1 run stable?"""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = defaultdict(dict)
+    for sub, (utd, _) in UTDS.items():
+        for run_dir in sorted(glob.glob(os.path.join(folder, sub, "runs", "*"))):
+            _, exp_name, seed, _ = os.path.basename(run_dir).split("__")
+            acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+            acc.Reload()
+            tags = [t for t in STAT_TAGS if t in acc.Tags()["scalars"]]
+            if tags:
+                out[(ALGORITHM_NAMES.get(exp_name, exp_name), utd)][int(seed)] = {
+                    t: tuple(map(np.array, zip(*[(e.step, e.value) for e in acc.Scalars(t)]))) for t in tags}
+    return dict(out)
+
+
+def stats_table(stats: dict, checkpoints: list[int]) -> list[str]:
+    """The temperature and Q1 last logged at or before each step, mean over the seeds that reached it."""
+    out = ["", "## Stability: temperature (lambda; SAC: alpha) / Q1 on the batch, last logged at or before each step, "
+           "mean over seeds", "", "| algorithm | UTD | " + " | ".join(f"{s // 1000}k" for s in checkpoints) + " |",
+           "|---|---|" + "---|" * len(checkpoints)]  # fmt: skip
+    for (algo, utd), runs in sorted(stats.items()):
+        cells = []
+        for s in checkpoints:
+            temp, q = [], []
+            for tags in runs.values():
+                for name, into in (("losses/lambda", temp), ("losses/alpha", temp), ("losses/qf1_values", q)):
+                    if name in tags and tags[name][0].max() >= s:
+                        into.append(tags[name][1][tags[name][0] <= s][-1])
+            cells.append(f"{np.mean(temp):.3g} / {np.mean(q):.3g}" if temp and q else "-")
+        out.append(f"| {algo} | {utd} | " + " | ".join(cells) + " |")
+    return out
+
+
 def updates(utd: str) -> int:
     """Updates one run makes: a gradient step count per vector step after the warm-up."""
     return (TOTAL - WARMUP) // NUM_ENVS * dict(UTDS.values())[utd]
@@ -71,7 +110,7 @@ def at(run, step: int) -> float:
     return float(run.returns[list(run.steps).index(step)]) if step in run.steps else float("nan")
 
 
-def report(groups: dict) -> str:
+def report(groups: dict, stats: dict | None = None) -> str:
     checkpoints = [10_000, 20_000, 30_000, 40_000, 50_000]
     out = ["## Evaluation return at equal env steps (mean +- std over seeds [95% t-interval])", "",
            "| algorithm | UTD | seeds done | updates per run | " + " | ".join(f"{s // 1000}k" for s in checkpoints)
@@ -93,7 +132,7 @@ def report(groups: dict) -> str:
         cost = f"{np.mean(hours):.2f} [{min(hours):.2f}, {max(hours):.2f}]" if hours else "-"
         out.append(f"| {algo} | {utd} | {len(hours)} | {updates(utd)} | {cost} |")
     out += ["", "## Per seed: final return (50k), mean after the warm-up, steps reached, wall-clock so far", "",
-            "| algorithm | UTD | seed | final | mean after warm-up | last step | hours |", "|---|---|---|---|---|---|---|"]
+            "| algorithm | UTD | seed | final | mean after warm-up | last step | hours |", "|---" * 7 + "|"]
     for (algo, utd), runs in groups.items():
         for r in runs:
             final = f"{at(r, TOTAL):.1f}" if TOTAL in r.steps else "-"
@@ -109,6 +148,8 @@ def report(groups: dict) -> str:
             d_final = [at(hi[s], TOTAL) - at(lo[s], TOTAL) for s in seeds]
             d_auc = [learning(hi[s]) - learning(lo[s]) for s in seeds]
             out.append(f"| {algo} | {len(seeds)} | {ci(d_final)} | {ci(d_auc)} |")
+    if stats:
+        out += stats_table(stats, checkpoints)
     return "\n".join(out) + "\n"
 
 
@@ -145,7 +186,7 @@ def main() -> None:
     if not groups:
         sys.exit(f"error: no run with evaluations under {cli.folder}/gs1 or {cli.folder}/gs5")
     os.makedirs(cli.out, exist_ok=True)
-    text = report(groups)
+    text = report(groups, update_stats(cli.folder))
     with open(os.path.join(cli.out, "results.md"), "w") as f:
         f.write(text)
     plot(groups, os.path.join(cli.out, "curves.png"))

@@ -164,7 +164,10 @@ def test_utd_report_tables_from_known_runs(tmp_path):
         w = SummaryWriter(tmp_path / sub / "runs" / f"Hopper-v4__sdac__{seed}__1700000000")
         for s in steps if seed != 3 else steps[:8]:  # seed 3 of UTD 1 still running, at 20k
             # wall-clock 0.36 s per env step at UTD 0.2, 0.72 at UTD 1: 4.75 h and 9.5 h over 2500..50000
-            w.add_scalar("eval/episodic_return", s / 100 + offset, s, walltime=1.7e9 + s * (0.36 if sub == "gs1" else 0.72))
+            wall = 1.7e9 + s * (0.36 if sub == "gs1" else 0.72)
+            w.add_scalar("eval/episodic_return", s / 100 + offset, s, walltime=wall)
+            w.add_scalar("losses/lambda", (2.0 if sub == "gs1" else 4.0) + seed, s, walltime=wall)
+            w.add_scalar("losses/qf1_values", s / 1000, s, walltime=wall)
         w.close()
     groups = utd_report.load(str(tmp_path))
     text = utd_report.report(groups)
@@ -176,6 +179,9 @@ def test_utd_report_tables_from_known_runs(tmp_path):
     assert "276.7 +- 68.1" in line and line.endswith("| 402.5 +- 21.2 [211.9, 593.1] |")
     # paired by seed: seeds 1 and 2, UTD 1 minus UTD 0.2 = 100 and 120
     assert "| SDAC | 2 | 110.0 +- 14.1 [-17.1, 237.1] | 110.0 +- 14.1 [-17.1, 237.1] |" in text
+    # stability: lambda and Q1 at or before each step, over the seeds that reached it (seed 3 of UTD 1: 10k and 20k)
+    stats = utd_report.stats_table(utd_report.update_stats(str(tmp_path)), [10_000, 30_000])
+    assert "| SDAC | 0.2 | 3.5 / 10 | 3.5 / 30 |" in stats and "| SDAC | 1 | 6 / 10 | 5.5 / 30 |" in stats
     # the cost over finished runs only; the running seed's hours so far (2500..20000: 3.5 h) in its own row
     assert "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text and "| SDAC | 1 | 2 | 45000 | 9.50 [9.50, 9.50] |" in text
     assert "| SDAC | 1 | 3 | - | 137.5 | 20000 | 3.50 |" in text
