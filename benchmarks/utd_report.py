@@ -96,7 +96,7 @@ def stats_table(stats: dict, checkpoints: list[int]) -> list[str]:
 
 
 def updates(utd: str) -> int:
-    """Updates one run makes: a gradient step count per vector step after the warm-up."""
+    """Updates one run makes: its gradient steps per vector step, at every vector step after the warm-up."""
     return (TOTAL - WARMUP) // NUM_ENVS * dict(UTDS.values())[utd]
 
 
