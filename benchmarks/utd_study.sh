@@ -6,13 +6,14 @@
 # checkpoint (every 5000 env steps, with the buffer). Then: python benchmarks/utd_report.py OUT
 #
 #   bash benchmarks/utd_study.sh [OUT] [--jobs N] [--env-ids ENV...]     (default OUT: sweep_utd, one job per core)
+#   UTD_GRADIENT_STEPS=5 bash benchmarks/utd_study.sh OUT                 (UTD 1 only; default "1 5": both)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-sweep_utd}; shift || true
 common=(--num-envs 5 --learning-starts 5000 --total-timesteps 50000 --eval-interval 2500 --eval-episodes 20
         --checkpoint-buffer)
 status=0
-for gs in 1 5; do  # gradient steps per vector step of 5 envs: UTD 0.2 and 1
+for gs in ${UTD_GRADIENT_STEPS:-1 5}; do  # gradient steps per vector step of 5 envs: UTD 0.2 and 1
   bash "$here/benchmark.sh" --scripts sac_continuous_action.py dpmd_continuous_action.py sdac_continuous_action.py \
     --env-ids Hopper-v4 --seeds 1 2 3 --out "$out/gs$gs" --checkpoint-interval 5000 "$@" \
     --args-for sdac_continuous_action.py "--num-candidates 4 --num-reverse-samples 64 --diffusion-steps 10" \

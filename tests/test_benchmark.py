@@ -154,6 +154,30 @@ def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
     assert devices == ["0", "1", "0", "1", "0", "1"]
 
 
+def test_utd_study_runs_each_configuration_at_its_settings(tmp_path):
+    """benchmarks/utd_study.sh, dry: SDAC, DPMD and SAC on Hopper-v4, seeds 1-3, at 1 and 5 gradient steps per vector
+    step of 5 envs, each script with its study settings; UTD_GRADIENT_STEPS=5 runs UTD 1 alone."""
+    def dry(env=None):
+        proc = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "utd_study.sh"), "out", "--dry-run"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return [ln for ln in proc.stdout.splitlines() if "python" in ln]
+
+    lines = dry()
+    assert len(lines) == 18
+    for gs in (1, 5):
+        at = [ln for ln in lines if f"--gradient-steps {gs} " in ln]
+        assert len(at) == 9 and all(f"out/gs{gs} " in ln for ln in at)
+    common = "--num-envs 5 --learning-starts 5000 --total-timesteps 50000 --eval-interval 2500 --eval-episodes 20"
+    assert all(common in ln and "--env-id Hopper-v4" in ln and "--checkpoint-buffer" in ln for ln in lines)
+    assert all(("--num-candidates 4 --num-reverse-samples 64 --diffusion-steps 10" in ln) == ("sdac_" in ln) for ln in lines)
+    assert all(("--num-candidates 4 --diffusion-steps 10" in ln) == ("dpmd_" in ln) for ln in lines)
+    assert sorted({ln.split("--seed ")[1].split()[0] for ln in lines}) == ["1", "2", "3"]
+    only = dry({"UTD_GRADIENT_STEPS": "5"})
+    assert len(only) == 9 and all("--gradient-steps 5" in ln for ln in only)
+    assert not os.path.exists(tmp_path / "out" / "gs1" / "runs")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [(["--bogus"], "unknown option --bogus"), (["--scripts", "nope.py"], "no such script"),
