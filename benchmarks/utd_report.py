@@ -162,10 +162,12 @@ def plot(groups: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colours = {"SDAC": "tab:blue", "DPMD": "tab:green", "SAC": "tab:orange"}
     for (algo, utd), runs in groups.items():
+        runs = [r for r in runs if r.steps.max() >= TOTAL] or runs  # the finished runs; a running one only if alone
         steps = sorted(set.intersection(*(set(r.steps.tolist()) for r in runs)))
         y = np.array([[at(r, s) for s in steps] for r in runs])
         style = "-" if utd == "1" else "--"
-        ax.plot(steps, y.mean(0), style, color=colours.get(algo), label=f"{algo}, UTD {utd} ({len(runs)} seeds)")
+        label = f"{algo}, UTD {utd} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+        ax.plot(steps, y.mean(0), style, color=colours.get(algo), label=label)
         if len(runs) > 1:
             ax.fill_between(steps, y.mean(0) - y.std(0), y.mean(0) + y.std(0), color=colours.get(algo), alpha=0.12)
     ax.set_xlabel("env steps (the first 5000 random)")
