@@ -142,7 +142,7 @@ def compare(new_path: str, old_path: str, paired: bool = False) -> None:
     print(f"\n{new_path} minus {old_path}: mean worst weight error, difference {how}, p\n")
     methods = [m for m in ("gaussian", "uniform", "dsm", "langevin") if any(r["method"] == m for r in new)]
     print("| mixture | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
-    for mixture in sorted({r["mixture"] for r in new}):
+    for mixture in sorted({r["mixture"] for r in new if paired or r["extra"] == ""}):
         cells = []
         for m in methods:
             a = {r["seed"]: float(r["worst_error"]) for r in new if (r["mixture"], r["method"]) == (mixture, m)
