@@ -6,10 +6,14 @@ the per-seed values; the paired-by-seed difference UTD 1 minus UTD 0.2; the temp
 a UTD 1 run stable?); and one PNG of the curves. Runs still going are reported at the steps they reached, and said
 to be so.
 
-    python benchmarks/utd_report.py sweep_utd --out benchmarks/results/utd_study_2026-12-02 [--reuse runs.csv]
+    python benchmarks/utd_report.py [sweep_utd] --out benchmarks/results/utd_study_2026-12-02 [--reuse CSV...]
 
---reuse adds earlier runs whose every setting matches, from a CSV of algorithm,utd,seed,step,return rows (their
-wall-clock is not known here, so they have none).
+Besides results.md and curves.png it writes evaluations.csv to --out: every run's evaluations, one row per
+algorithm,utd,seed,step with the return, the temperature and Q1 last logged at or before that step and the run's
+hours. --reuse adds earlier runs whose every setting matches from such CSVs (only algorithm,utd,seed,step,return
+are required), so a report folder's evaluations.csv carries its runs into the next report: run outputs stay out of
+git, this file goes in. A run both in the folder and in a CSV is taken from the folder where it reached further and
+agrees at the steps both have (the runs are deterministic); otherwise it is an error.
 """
 
 import argparse
@@ -38,25 +42,59 @@ def ci(x) -> str:
     return f"{x.mean():.1f} +- {x.std(ddof=1):.1f} [{x.mean() - half:.1f}, {x.mean() + half:.1f}]"
 
 
-def load(folder: str, reuse: str | None = None) -> dict:
-    """{(algo, utd): [Run, ...]} for the runs under folder/gs1 and folder/gs5 and those of the reuse CSV, seeds in
-    order."""
-    groups = defaultdict(list)
+def load(folder: str | None, reuse: list[str] = (), stats: dict | None = None) -> dict:
+    """{(algo, utd): [Run, ...]} for the runs under folder/gs1 and folder/gs5 and those of the reuse CSVs, seeds in
+    order. The CSVs' temperature and Q1 columns, where given, go into stats (as update_stats() gives them)."""
+    groups = defaultdict(dict)
     for sub, (utd, _) in UTDS.items():
-        if os.path.isdir(os.path.join(folder, sub)):
+        if folder and os.path.isdir(os.path.join(folder, sub)):
             for r in find_runs(os.path.join(folder, sub)):
-                groups[(r.algo, utd)].append(r)
-    if reuse:
+                groups[(r.algo, utd)][r.seed] = r
+    for path in reuse:
         rows = defaultdict(list)
-        with open(reuse) as f:
+        with open(path) as f:
             for row in csv.DictReader(f):
-                rows[(row["algorithm"], row["utd"], int(row["seed"]))].append((int(row["step"]), float(row["return"])))
+                rows[(row["algorithm"], row["utd"], int(row["seed"]))].append(row)
         for (algo, utd, seed), evals in rows.items():
-            if any(r.seed == seed for r in groups[(algo, utd)]):
-                sys.exit(f"error: {reuse} has {algo} at UTD {utd}, seed {seed}, which {folder} has too")
-            steps, returns = map(np.array, zip(*sorted(evals)))
-            groups[(algo, utd)].append(Run("Hopper-v4", algo, seed, steps, returns, float("nan"), int(steps.max())))
-    return {k: sorted(v, key=lambda r: r.seed) for k, v in sorted(groups.items())}
+            evals.sort(key=lambda row: int(row["step"]))
+            steps = np.array([int(row["step"]) for row in evals])
+            returns = np.array([float(row["return"]) for row in evals])
+            hours = float(evals[-1].get("hours") or "nan")
+            run = Run("Hopper-v4", algo, seed, steps, returns, hours * 3600, int(steps.max()))
+            old = groups[(algo, utd)].get(seed)
+            if old is not None:
+                common = np.intersect1d(old.steps, steps)
+                agree = np.allclose([at(old, s) for s in common], [at(run, s) for s in common], atol=0.05)
+                if not agree or old.steps.max() < steps.max():
+                    sys.exit(f"error: {path} has {algo} at UTD {utd}, seed {seed}, which {folder} has too "
+                             + ("with other returns" if not agree else "to fewer steps"))
+                continue  # the folder's run is this one, further on
+            groups[(algo, utd)][seed] = run
+            if stats is not None:
+                temperature = "losses/alpha" if algo == "SAC" else "losses/lambda"
+                for tag, column in ((temperature, "temperature"), ("losses/qf1_values", "q1")):
+                    logged = [(int(row["step"]), float(row[column])) for row in evals if row.get(column)]
+                    if logged:
+                        stats.setdefault((algo, utd), {}).setdefault(seed, {})[tag] = tuple(map(np.array, zip(*logged)))
+    return {k: [v[seed] for seed in sorted(v)] for k, v in sorted(groups.items())}
+
+
+def write_evaluations(groups: dict, stats: dict, path: str) -> None:
+    """Every run's evaluations as CSV (see the module's docstring): what the next report reads with --reuse."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["algorithm", "utd", "seed", "step", "return", "temperature", "q1", "hours"])
+        for (algo, utd), runs in groups.items():
+            for r in runs:
+                tags = stats.get((algo, utd), {}).get(r.seed, {})
+                temperature = tags.get("losses/alpha" if algo == "SAC" else "losses/lambda")
+                hours = f"{r.wall_seconds / 3600:.4f}" if np.isfinite(r.wall_seconds) else ""
+                for step, ret in zip(r.steps, r.returns):
+                    row = [algo, utd, r.seed, int(step), f"{ret:.4f}"]
+                    for logged in (temperature, tags.get("losses/qf1_values")):
+                        before = logged[1][logged[0] <= step] if logged is not None else []
+                        row.append(f"{before[-1]:.6g}" if len(before) else "")
+                    w.writerow(row + [hours])
 
 
 def update_stats(folder: str) -> dict:
@@ -66,7 +104,7 @@ def update_stats(folder: str) -> dict:
 
     out = defaultdict(dict)
     for sub, (utd, _) in UTDS.items():
-        for run_dir in sorted(glob.glob(os.path.join(folder, sub, "runs", "*"))):
+        for run_dir in sorted(glob.glob(os.path.join(folder, sub, "runs", "*")) if folder else []):
             _, exp_name, seed, _ = os.path.basename(run_dir).split("__")
             acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
             acc.Reload()
@@ -180,17 +218,19 @@ def plot(groups: dict, path: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", help="benchmarks/utd_study.sh's OUT (holding gs1/ and gs5/)")
-    p.add_argument("--out", required=True, help="folder for results.md and curves.png")
-    p.add_argument("--reuse", help="CSV of earlier runs' evaluations (algorithm,utd,seed,step,return)")
+    p.add_argument("folder", nargs="?", help="benchmarks/utd_study.sh's OUT (holding gs1/ and gs5/)")
+    p.add_argument("--out", required=True, help="folder for results.md, curves.png and evaluations.csv")
+    p.add_argument("--reuse", nargs="+", default=[], help="CSVs of earlier runs' evaluations (an evaluations.csv)")
     cli = p.parse_args()
-    groups = load(cli.folder, cli.reuse)
+    stats = update_stats(cli.folder)
+    groups = load(cli.folder, cli.reuse, stats)
     if not groups:
-        sys.exit(f"error: no run with evaluations under {cli.folder}/gs1 or {cli.folder}/gs5")
+        sys.exit(f"error: no run with evaluations under {cli.folder}/gs1 or {cli.folder}/gs5 or in --reuse")
     os.makedirs(cli.out, exist_ok=True)
-    text = report(groups, update_stats(cli.folder))
+    text = report(groups, stats)
     with open(os.path.join(cli.out, "results.md"), "w") as f:
         f.write(text)
+    write_evaluations(groups, stats, os.path.join(cli.out, "evaluations.csv"))
     plot(groups, os.path.join(cli.out, "curves.png"))
     print(text)
 

@@ -188,10 +188,45 @@ def test_utd_report_tables_from_known_runs(tmp_path):
     # an earlier run of seed 3 at UTD 0.2 from a CSV (evaluations from 7500 on): a third seed, without hours
     reuse = tmp_path / "reuse.csv"
     reuse.write_text("algorithm,utd,seed,step,return\n" + "".join(f"SDAC,0.2,3,{s},{s / 100 + 20}\n" for s in steps[2:]))
-    text = utd_report.report(utd_report.load(str(tmp_path), str(reuse)))
+    text = utd_report.report(utd_report.load(str(tmp_path), [str(reuse)]))
     assert "| SDAC | 0.2 | 3 of 3 | 9000 | " in text and "510.0 +- 10.0 [485.2, 534.8]" in text  # 500, 510, 520
     assert "| SDAC | 0.2 | 3 | 520.0 | 307.5 | 50000 | reused |" in text and "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text
     assert "| SDAC | 3 | " not in text  # seed 3 of UTD 1 is unfinished: no pair
     reuse.write_text("algorithm,utd,seed,step,return\nSDAC,0.2,1,7500,1.0\n")
-    with pytest.raises(SystemExit, match="seed 1, which"):
-        utd_report.load(str(tmp_path), str(reuse))
+    with pytest.raises(SystemExit, match="seed 1, which .* with other returns"):
+        utd_report.load(str(tmp_path), [str(reuse)])
+    # the same run, to fewer steps (an earlier session's part of it): the folder's, further on, is taken
+    reuse.write_text("algorithm,utd,seed,step,return\nSDAC,0.2,1,7500,75.0\n")
+    assert utd_report.report(utd_report.load(str(tmp_path), [str(reuse)])) == utd_report.report(groups)
+    reuse.write_text("algorithm,utd,seed,step,return\nSDAC,1,3,20000,200.0\nSDAC,1,3,22500,225.0\n")
+    with pytest.raises(SystemExit, match="seed 3, which .* to fewer steps"):
+        utd_report.load(str(tmp_path), [str(reuse)])
+
+
+def test_utd_report_evaluations_csv_carries_every_run_into_the_next_report(tmp_path):
+    """evaluations.csv, read back alone with --reuse, gives the same tables, stability and hours as the event files
+    it came from (run outputs do not outlive a session; this file is committed)."""
+    import utd_report
+
+    steps = list(range(2500, 50_001, 2500))
+    for sub, seed, offset in [("gs1", 1, 0.0), ("gs5", 1, 100.0), ("gs5", 2, 130.0)]:
+        w = SummaryWriter(tmp_path / "sweep" / sub / "runs" / f"Hopper-v4__sac__{seed}__1700000000")
+        for s in steps if seed != 2 else steps[:8]:
+            wall = 1.7e9 + s * (0.36 if sub == "gs1" else 0.72)
+            w.add_scalar("eval/episodic_return", s / 100 + offset + 0.123, s, walltime=wall)
+            w.add_scalar("losses/alpha", 1.0 / s, s, walltime=wall)  # at every evaluation step,
+            w.add_scalar("losses/qf1_values", s / 1000, s + 1000, walltime=wall)  # and 1000 steps after it
+        w.close()
+    folder = str(tmp_path / "sweep")
+    stats = utd_report.update_stats(folder)
+    groups = utd_report.load(folder, [], stats)
+    utd_report.write_evaluations(groups, stats, str(tmp_path / "evaluations.csv"))
+    rows = (tmp_path / "evaluations.csv").read_text().splitlines()
+    assert rows[0] == "algorithm,utd,seed,step,return,temperature,q1,hours" and len(rows) == 1 + 20 + 20 + 8
+    assert "SAC,1,2,20000,330.1230,5e-05,17.5,3.5000" in rows  # Q1 of 18500 for 20000; 2500..20000 at 0.72 s
+    assert "SAC,1,1,2500,125.1230,0.0004,,9.5000" in rows  # no Q1 logged at or before 2500
+    stats_back = {}
+    back = utd_report.load(None, [str(tmp_path / "evaluations.csv")], stats_back)
+    assert utd_report.report(back, stats_back) == utd_report.report(groups, stats)
+    # the folder and its own CSV together: every run once, taken from the folder
+    assert utd_report.report(utd_report.load(folder, [str(tmp_path / "evaluations.csv")])) == utd_report.report(groups)
