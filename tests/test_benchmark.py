@@ -176,6 +176,14 @@ def test_utd_study_runs_each_configuration_at_its_settings(tmp_path):
     only = dry({"UTD_GRADIENT_STEPS": "5"})
     assert len(only) == 9 and all("--gradient-steps 5" in ln for ln in only)
     assert not os.path.exists(tmp_path / "out" / "gs1" / "runs")
+    # what is left after a session: some scripts and seeds, at their own settings
+    left = dry({"UTD_GRADIENT_STEPS": "5", "UTD_SCRIPTS": "dpmd", "UTD_SEEDS": "2 3"})
+    assert len(left) == 2 and all("dpmd_" in ln and "--num-candidates 4 --diffusion-steps 10" in ln for ln in left)
+    assert [ln.split("--seed ")[1].split()[0] for ln in left] == ["2", "3"]
+    assert [ln for ln in dry({"UTD_SCRIPTS": "sac"}) if "--num-candidates" in ln] == []
+    proc = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "utd_study.sh"), "out", "--dry-run"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "UTD_SCRIPTS": "td3"})
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: UTD_SCRIPTS: td3 is not one of sac dpmd sdac"
 
 
 @pytest.mark.parametrize(
