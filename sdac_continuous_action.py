@@ -706,8 +706,10 @@ def check_env(env_id: str, render: bool = False, cuda: bool = False) -> tuple[np
                            "EGL (libegl1) with MUJOCO_GL=egl") from None
     try:
         env = gym.make(env_id)
-    except (gym.error.Error, ImportError, RuntimeError) as e:  # RuntimeError: MuJoCo's import, e.g. a bad MUJOCO_GL
+    except (gym.error.Error, ImportError, RuntimeError, AttributeError) as e:  # the last three: MuJoCo's import
         hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
+        if not isinstance(e, gym.error.Error) and os.environ.get("MUJOCO_GL"):  # e.g. osmesa without its library
+            hint = f" (MuJoCo could not load the GL library MUJOCO_GL={os.environ['MUJOCO_GL']} names: unset it or install it)"
         raise RunError(f"cannot create env {env_id!r}: {e}{hint}") from None
     env.close()
     space, obs_space = env.action_space, env.observation_space

@@ -51,9 +51,15 @@ def load(folder: str | None, reuse: list[str] = (), stats: dict | None = None) -
             for r in find_runs(os.path.join(folder, sub)):
                 groups[(r.algo, utd)][r.seed] = r
     for path in reuse:
+        if not os.path.isfile(path):
+            sys.exit(f"error: --reuse {path}: no such file")
         rows = defaultdict(list)
         with open(path) as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            missing = {"algorithm", "utd", "seed", "step", "return"} - set(reader.fieldnames or [])
+            if missing:
+                sys.exit(f"error: --reuse {path}: no column {', '.join(sorted(missing))} (see utd_report.py's docstring)")
+            for row in reader:
                 rows[(row["algorithm"], row["utd"], int(row["seed"]))].append(row)
         for (algo, utd, seed), evals in rows.items():
             evals.sort(key=lambda row: int(row["step"]))

@@ -228,5 +228,10 @@ def test_utd_report_evaluations_csv_carries_every_run_into_the_next_report(tmp_p
     stats_back = {}
     back = utd_report.load(None, [str(tmp_path / "evaluations.csv")], stats_back)
     assert utd_report.report(back, stats_back) == utd_report.report(groups, stats)
+    with pytest.raises(SystemExit, match="no such file"):
+        utd_report.load(folder, [str(tmp_path / "nope.csv")])
+    (tmp_path / "bad.csv").write_text("algorithm,seed,step,return\nSAC,1,2500,1.0\n")
+    with pytest.raises(SystemExit, match="bad.csv: no column utd"):
+        utd_report.load(folder, [str(tmp_path / "bad.csv")])
     # the folder and its own CSV together: every run once, taken from the folder
     assert utd_report.report(utd_report.load(folder, [str(tmp_path / "evaluations.csv")])) == utd_report.report(groups)

@@ -134,9 +134,21 @@ def test_a_no_cuda_run_renders_with_osmesa_even_where_cuda_exists(cuda, expected
     """Without a display, MuJoCo's off-screen renderer is EGL for a run on the GPU and OSMesa otherwise: --no-cuda on a
     CUDA machine is a CPU run (EGL there would want the GPU's driver)."""
     monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setenv("MUJOCO_GL", "")  # so that what check_env sets is undone after the test, then
+    monkeypatch.delenv("MUJOCO_GL")  # unset: later tests' subprocesses must not inherit osmesa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(sdac.gym, "make", lambda *a, **k: (_ for _ in ()).throw(sdac.gym.error.Error("no env")))
     with pytest.raises(sdac.RunError, match="cannot create env"):
         sdac.check_env("Hopper-v4", render=True, cuda=cuda)
     assert os.environ["MUJOCO_GL"] == expected
+
+
+def test_a_gl_library_that_does_not_load_is_a_one_line_error(monkeypatch):
+    """MUJOCO_GL=osmesa where OSMesa is missing: PyOpenGL's AttributeError from MuJoCo's import becomes one line that
+    names the variable, not a traceback (seen on a machine without libosmesa6)."""
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    error = AttributeError("'NoneType' object has no attribute 'glGetError'")
+    monkeypatch.setattr(sdac.gym, "make", lambda *a, **k: (_ for _ in ()).throw(error))
+    with pytest.raises(sdac.RunError, match=r"cannot create env 'Hopper-v4': 'NoneType' .*'glGetError' \(MuJoCo could "
+                                            r"not load the GL library MUJOCO_GL=osmesa names: unset it or install it\)"):
+        sdac.check_env("Hopper-v4")
