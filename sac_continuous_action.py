@@ -510,7 +510,8 @@ def check_env(env_id: str, render: bool = False, cuda: bool = False) -> tuple[np
     except (gym.error.Error, ImportError, RuntimeError, AttributeError) as e:  # the last three: MuJoCo's import
         hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
         if not isinstance(e, gym.error.Error) and os.environ.get("MUJOCO_GL"):  # e.g. osmesa without its library
-            hint = f" (MuJoCo could not load the GL library MUJOCO_GL={os.environ['MUJOCO_GL']} names: unset it or install it)"
+            gl = os.environ["MUJOCO_GL"]
+            hint = f" (MuJoCo could not load the GL library MUJOCO_GL={gl} names: unset it or install it)"
         raise RunError(f"cannot create env {env_id!r}: {e}{hint}") from None
     env.close()
     space, obs_space = env.action_space, env.observation_space
