@@ -13,7 +13,8 @@ algorithm,utd,seed,step with the return, the temperature and Q1 last logged at o
 hours. --reuse adds earlier runs whose every setting matches from such CSVs (only algorithm,utd,seed,step,return
 are required), so a report folder's evaluations.csv carries its runs into the next report: run outputs stay out of
 git, this file goes in. A run both in the folder and in a CSV is taken from the folder where it reached further and
-agrees at the steps both have (the runs are deterministic); otherwise it is an error.
+agrees at the steps both have (a run repeats on the same machine; on another CPU it is another run); otherwise it
+is an error.
 """
 
 import argparse
@@ -32,6 +33,10 @@ from report import ALGORITHM_NAMES, Run, find_runs  # noqa: E402
 UTDS = {"gs1": ("0.2", 1), "gs5": ("1", 5)}  # folder: (updates per env step, gradient steps per vector step of 5)
 WARMUP, TOTAL, NUM_ENVS = 5000, 50_000, 5
 STAT_TAGS = ("losses/lambda", "losses/alpha", "losses/qf1_values")
+
+
+def temperature_tag(algo: str) -> str:
+    return "losses/alpha" if algo == "SAC" else "losses/lambda"  # SAC's alpha; SDAC's and DPMD's lambda
 
 
 def ci(x) -> str:
@@ -77,8 +82,7 @@ def load(folder: str | None, reuse: list[str] = (), stats: dict | None = None) -
                 continue  # the folder's run is this one, further on
             groups[(algo, utd)][seed] = run
             if stats is not None:
-                temperature = "losses/alpha" if algo == "SAC" else "losses/lambda"
-                for tag, column in ((temperature, "temperature"), ("losses/qf1_values", "q1")):
+                for tag, column in ((temperature_tag(algo), "temperature"), ("losses/qf1_values", "q1")):
                     logged = [(int(row["step"]), float(row[column])) for row in evals if row.get(column)]
                     if logged:
                         stats.setdefault((algo, utd), {}).setdefault(seed, {})[tag] = tuple(map(np.array, zip(*logged)))
@@ -93,7 +97,7 @@ def write_evaluations(groups: dict, stats: dict, path: str) -> None:
         for (algo, utd), runs in groups.items():
             for r in runs:
                 tags = stats.get((algo, utd), {}).get(r.seed, {})
-                temperature = tags.get("losses/alpha" if algo == "SAC" else "losses/lambda")
+                temperature = tags.get(temperature_tag(algo))
                 hours = f"{r.wall_seconds / 3600:.4f}" if np.isfinite(r.wall_seconds) else ""
                 for step, ret in zip(r.steps, r.returns):
                     row = [algo, utd, r.seed, int(step), f"{ret:.4f}"]
