@@ -346,8 +346,9 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    # float32 matmuls in TF32 on Ampere and later GPUs, or in full precision: set for the process in one API (the
+    # legacy allow_tf32 flags mixed with torch >= 2.9's fp32_precision make torch's own precision reads raise)
+    torch.set_float32_matmul_precision("high" if args.tf32 else "highest")
 
     # env setup
     envs = make_vector_env(args.env_id, args.num_envs)

@@ -1,22 +1,29 @@
 """Speed of SDAC, DPMD and SAC on this machine: per algorithm and settings, eager vs --compile vs --cudagraphs (where CUDA
-exists): time per training iteration (act on the envs, step them, the updates; evaluation excluded; the first 10
-training iterations, which absorb compilation and graph capture, not timed), env steps per second end to end
-(compilation included) and peak GPU memory. Prints one Markdown table with the device, commit and date.
+exists), with or without TF32. Per mode, one Markdown row, printed as soon as it is measured:
+- ms per training iteration (act on the envs, step them, the updates), over `--iterations` iterations after the first
+  10, which absorb compilation and graph capture;
+- ms per evaluation step: the policy on --eval-episodes states (the script's default, 20) and one step of as many
+  envs, timed over 20 steps after 5 untimed ones (the first call at that batch size compiles its own graph);
+- the time 1M env steps would take at the script's defaults (Args): the random warm-up (its vector steps timed here
+  too), the training iterations, and every evaluation counted at the env's time limit (1000 steps on MuJoCo), all
+  episodes of an evaluation stepping together: an upper bound on the evaluations' share;
+- compile seconds (torch.compile's own count: Dynamo, AOTAutograd and Inductor, forward and backward), peak GPU
+  memory, and what torch.compile made: graphs (a recompile adds one), graph breaks, CUDA graphs skipped.
+A mode that fails prints a FAILED row and its traceback's end on stderr; the other modes still run. SIGINT (Ctrl-C,
+or `timeout -s INT`) stops it with the rows measured so far printed.
 With --official, the authors' SDAC and DPMD (JAX, jit on this machine; ../shared/tools/official-sdac.sh) are timed in
 the same run at the settings they can take (SDAC's K = 64 is hard-coded there): one of their training iterations is
-also one vector step of 5 envs plus one update.
+also one vector step of 5 envs plus one update; only that column is theirs.
 
     python benchmarks/speed.py                                   # Hopper-v4, all settings, all modes here
     python benchmarks/speed.py --settings "sdac official" "sdac study" --official   # ours beside the authors'
-    python benchmarks/speed.py --settings "dpmd study" --official                   # DPMD beside the authors'
-    python benchmarks/speed.py --env-id Ant-v4 --iterations 2000 --settings "sdac official" --modes eager cudagraphs
-The table also gives the time 1M env steps would take at that rate (training iterations only: no warm-up, no
-evaluation) and, for the compiled modes, the graphs torch.compile made (each recompile adds one) and its graph breaks.
+    python benchmarks/speed.py --env-id Ant-v4 --iterations 300 --settings "sdac official" --modes eager cudagraphs+tf32
 """
 
 import argparse
 import contextlib
 import io
+import math
 import os
 import platform
 import re
@@ -24,8 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 
+import gymnasium as gym
+import numpy as np
 import torch
 from torch._dynamo.utils import counters
 
@@ -51,6 +61,10 @@ SETTINGS = {
 MODES = {"eager": dict(), "compile": dict(compile=True), "cudagraphs": dict(cudagraphs=True),
          "eager+tf32": dict(tf32=True), "compile+tf32": dict(compile=True, tf32=True),
          "cudagraphs+tf32": dict(cudagraphs=True, tf32=True)}
+EVAL_STEPS, EVAL_UNTIMED = 20, 5  # evaluation steps timed, after this many untimed ones
+HEADER = ("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | ms per evaluation step "
+          "| 1M env steps, projected (min) | compile (s) | peak GPU memory (MB) | graphs / breaks / CUDA graphs skipped |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
 
 
 def machine() -> str:
@@ -64,24 +78,90 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
+def commit() -> str:
+    """The short commit of this checkout; where git is missing or this is no checkout (a GPU machine gets a copy of
+    the working tree), $COMMIT if set, else '?'."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except OSError:
+        pass
+    return os.environ.get("COMMIT") or "?"
+
+
+def timed_evaluation(seconds_per_step: list):
+    """A stand-in for the scripts' evaluate(): the same work per step (the policy on every env's state, the actions
+    back on the host, one vector step), for EVAL_UNTIMED + EVAL_STEPS steps; appends the seconds per timed step."""
+
+    def evaluate(policy, eval_envs, scale, bias, device, seed, frames=None):
+        obs, _ = eval_envs.reset(seed=seed)
+        for i in range(EVAL_UNTIMED + EVAL_STEPS):
+            if i == EVAL_UNTIMED:
+                start = time.perf_counter()
+            with torch.no_grad():
+                a = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            obs, *_ = eval_envs.step(a.cpu().numpy() * scale + bias)
+        seconds_per_step.append((time.perf_counter() - start) / EVAL_STEPS)
+        n = eval_envs.num_envs
+        return np.zeros(n), np.full(n, EVAL_UNTIMED + EVAL_STEPS)
+
+    return evaluate
+
+
+def warmup_step_ms(module, env_id: str, num_envs: int, device: torch.device, steps: int = 200) -> float:
+    """ms per vector step of the random warm-up: uniform actions, the env step, the transition stored."""
+    envs = module.make_vector_env(env_id, num_envs)
+    act_dim = envs.single_action_space.shape[0]
+    rb = module.ReplayBuffer(steps * num_envs, envs.single_observation_space.shape[0], act_dim, device)
+    scale, bias = module.check_env(env_id)
+    obs, _ = envs.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        actions = np.random.uniform(-1, 1, (num_envs, act_dim)).astype(np.float32)
+        next_obs, rewards, terminations, _, infos = envs.step(actions * scale + bias)
+        rb.add(obs, actions, rewards, module.final_observations(next_obs, infos), terminations)
+        obs = next_obs
+    envs.close()
+    return (time.perf_counter() - start) / steps * 1000
+
+
+def projected_minutes(module, env_id: str, ms: float, eval_ms: float, warmup_ms: float) -> float:
+    """1M env steps (the script's default total) at its default warm-up, envs and evaluation schedule."""
+    d = module.Args()
+    iterations = math.ceil(d.total_timesteps / d.num_envs)
+    warmup = min(d.learning_starts // d.num_envs, iterations)
+    evaluations = sum(1 for i in range(1, iterations + 1)
+                      if module.crossed(i * d.num_envs, d.eval_interval, d.num_envs) or i == iterations)  # fmt: skip
+    episode = gym.spec(env_id).max_episode_steps or 1000
+    return ((iterations - warmup) * ms + warmup * warmup_ms + evaluations * episode * eval_ms) / 60_000
+
+
 def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> dict:
     warmup = 256  # env steps of random actions before the first update (one batch)
-    args = module.Args(env_id=env_id, total_timesteps=warmup + 5 * (iterations + 10), learning_starts=warmup,
-                       eval_interval=0, eval_episodes=1, log_interval=10**9, buffer_size=10_000, **setting, **mode)  # fmt: skip
+    args = module.Args(env_id=env_id, total_timesteps=warmup + module.Args.num_envs * (iterations + 10),
+                       learning_starts=warmup, eval_interval=0, log_interval=10**9, buffer_size=10_000,
+                       checkpoint_interval=0, **setting, **mode)  # fmt: skip
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    torch._dynamo.reset()
+    torch._dynamo.reset()  # (also zeroes torch.compile's compile-time count)
     counters.clear()
-    start = time.time()
-    with contextlib.redirect_stdout(io.StringIO()):  # the run's own lines would interleave with the table
-        out = module.train(args)
-    seconds = time.time() - start
+    eval_seconds, real_evaluate = [], module.evaluate
+    module.evaluate = timed_evaluation(eval_seconds)  # the run's one (final) evaluation, timed at its batch size
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the run's own lines would interleave with the table
+            out = module.train(args)
+    finally:
+        module.evaluate = real_evaluate
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    # what torch.compile made of the run: graphs compiled (a recompile adds one) and graph breaks
-    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # (--tf32 sets them for the process)
-    return dict(ms=out["seconds_per_iteration"] * 1000, sps=args.total_timesteps / seconds, peak_mb=peak,
-                graphs=graphs, breaks=breaks, num_envs=args.num_envs)
+    compile_s = torch._dynamo.utils.calculate_time_spent().get("total_wall_time", 0.0)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    ms, eval_ms = out["seconds_per_iteration"] * 1000, eval_seconds[0] * 1000
+    warm_ms = warmup_step_ms(module, env_id, args.num_envs, device)
+    return dict(ms=ms, eval_ms=eval_ms, minutes_1m=projected_minutes(module, env_id, ms, eval_ms, warm_ms),
+                compile_s=compile_s, peak_mb=peak, graphs=counters["stats"]["unique_graphs"],
+                breaks=sum(counters["graph_break"].values()), skips=counters["inductor"]["cudagraph_skips"],
+                eval_envs=args.eval_episodes, compiled=args.compile or args.cudagraphs)  # fmt: skip
 
 
 def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations: int) -> dict:
@@ -94,10 +174,23 @@ def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations
     m = re.search(r"time per training iteration: ([0-9.]+) ms", out.stdout + out.stderr)
     if not m:
         raise RuntimeError(f"the authors' code printed no timing (exit {out.returncode}): {(out.stdout + out.stderr)[-500:]}")
-    return dict(ms=float(m.group(1)), sps=None, peak_mb=None, graphs=None, breaks=None, num_envs=5)
+    return dict(ms=float(m.group(1)))
 
 
-def main() -> None:
+def format_row(name: str, mode: str, n: int, r: dict, eager_ms) -> str:
+    """One table row; the columns a measurement lacks (the authors' code, a CPU) are '-'."""
+
+    def fmt(key, spec):
+        return format(r[key], spec) if r.get(key) is not None else "-"
+
+    ratio = f"{eager_ms / r['ms']:.2f}x" if eager_ms else "-"
+    evaluation = f"{r['eval_ms']:.1f} ({r['eval_envs']} envs)" if r.get("eval_ms") is not None else "-"
+    made = f"{r['graphs']} / {r['breaks']} / {r['skips']}" if r.get("compiled") else "-"
+    return (f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {evaluation} | {fmt('minutes_1m', '.1f')} | "
+            f"{fmt('compile_s', '.0f')} | {fmt('peak_mb', '.0f')} | {made} |")
+
+
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env-id", default="Hopper-v4")
     p.add_argument("--iterations", type=int, default=0, help="timed training iterations (0: 20 official, 100 others)")
@@ -105,43 +198,47 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)")
     p.add_argument("--official", action="store_true", help="also time the authors' code: SDAC at K = 64 settings, DPMD")
     p.add_argument("--official-tool", default=os.path.join(os.path.dirname(REPO), "shared", "tools", "official-sdac.sh"))
-    cli = p.parse_args()
+    cli = p.parse_args(argv)
     modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
     warnings.filterwarnings("ignore")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     rows, eager = [], {}
-    print(f"\n{cli.env_id}; {machine()}; commit {commit}; {time.strftime('%Y-%m-%d')}\n")
-    print("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | 1M env steps at this "
-          "rate (min) | env steps/s end to end | peak GPU memory (MB) | graphs / graph breaks |\n"
-          "|---|---|---|---|---|---|---|---|---|", flush=True)  # fmt: skip
+    print(f"\n{cli.env_id}; {machine()}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print(HEADER, flush=True)
 
     def row(name, mode, n, r):  # printed as soon as measured, so that a run stopped early keeps what it measured
-        rows.append((name, mode, n, r))
-        eager.update({name: r["ms"]} if mode == "eager" else {})
-        ratio = f"{eager[name] / r['ms']:.2f}x" if name in eager else "-"
-        peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else "-"
-        sps = f"{r['sps']:.0f}" if r["sps"] is not None else "-"
-        million = r["ms"] / 1000 * 1_000_000 / r["num_envs"] / 60  # training iterations only: no warm-up, no evaluation
-        graphs = f"{r['graphs']} / {r['breaks']}" if r["graphs"] is not None else "-"
-        print(f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {million:.0f} | {sps} | {peak} | {graphs} |", flush=True)
+        rows.append((name, mode, r))
+        if mode == "eager":
+            eager[name] = r["ms"]
+        print(format_row(name, mode, n, r, eager.get(name)), flush=True)
+
+    def failed(name, mode, e):
+        print(f"| {name} | {mode} | FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''} |", flush=True)
+        tail = traceback.format_exc().splitlines()[-15:]
+        print(f"{name} {mode} FAILED:\n" + "\n".join(tail), file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # runs/ of these short runs is thrown away
-        for name in cli.settings:
-            module, setting = SETTINGS[name]
-            iterations = cli.iterations or (20 if "official" in name else 100)
-            for mode in modes:
-                try:
-                    row(name, mode, iterations, measure(module, setting, MODES[mode], cli.env_id, iterations))
-                except (sdac.RunError, dpmd.RunError, sac.RunError) as e:
-                    print(f"{name} {mode}: {e}", file=sys.stderr)
-            if cli.official and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64)):
-                try:
-                    row(name, "authors' code (JAX jit)", iterations,
-                        measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations))
-                except (RuntimeError, OSError) as e:
-                    print(f"{name} authors' code: {e}", file=sys.stderr)
-    ms = {(name, mode): r["ms"] for name, mode, _, r in rows}
+        try:
+            for name in cli.settings:
+                module, setting = SETTINGS[name]
+                iterations = cli.iterations or (20 if "official" in name else 100)
+                for mode in modes:
+                    try:
+                        row(name, mode, iterations, measure(module, setting, MODES[mode], cli.env_id, iterations))
+                    except Exception as e:  # noqa: BLE001 - one mode's failure (a compile, a CUDA graph) must not lose the rest
+                        failed(name, mode, e)
+                if cli.official and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64)):
+                    try:
+                        row(name, "authors' code (JAX jit)", iterations,
+                            measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations))
+                    except (RuntimeError, OSError) as e:
+                        failed(name, "authors' code (JAX jit)", e)
+        except KeyboardInterrupt:
+            print(f"\nstopped by SIGINT after {len(rows)} rows", flush=True)
+            sys.exit(130)
+        finally:
+            os.chdir(REPO)
+    ms = {(name, mode): r["ms"] for name, mode, r in rows}
     for name, mode in ms:  # how much an SDAC or DPMD iteration costs against a SAC one, in the same mode and run
         if not name.startswith("sac") and ("sac", mode) in ms:
             print(f"\n{name} / sac, {mode}: {ms[(name, mode)] / ms[('sac', mode)]:.1f}x the time per iteration", end="")

@@ -152,3 +152,21 @@ def test_a_gl_library_that_does_not_load_is_a_one_line_error(monkeypatch):
     with pytest.raises(sdac.RunError, match=r"cannot create env 'Hopper-v4': 'NoneType' .*'glGetError' \(MuJoCo could "
                                             r"not load the GL library MUJOCO_GL=osmesa names: unset it or install it\)"):
         sdac.check_env("Hopper-v4")
+
+
+@SCRIPTS
+def test_tf32_is_set_in_one_api_and_each_run_sets_its_own(script, tmp_path, monkeypatch):
+    """--tf32 through torch.set_float32_matmul_precision, whose state every reader of it agrees on. The legacy
+    allow_tf32 setter after torch >= 2.9's fp32_precision API (which PyTorch's docs advise, so a user or a library may
+    have used it first) leaves a mixed state in which torch.get_float32_matmul_precision() raises, and Inductor calls
+    it. A run without --tf32 after one with it in the same process (speed.py, the tests) is back at full precision."""
+    monkeypatch.chdir(tmp_path)
+    short = dict(total_timesteps=8, learning_starts=4, eval_episodes=1, checkpoint_interval=0)
+    torch.backends.cuda.matmul.fp32_precision = "ieee"  # the new API, used before the run
+    try:
+        script.train(tiny(script, tf32=True, **short))
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cuda.matmul.fp32_precision == "tf32"
+        script.train(tiny(script, **short))
+        assert torch.get_float32_matmul_precision() == "highest" and torch.backends.cuda.matmul.fp32_precision == "ieee"
+    finally:
+        torch.set_float32_matmul_precision("highest")

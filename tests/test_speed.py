@@ -1,5 +1,7 @@
-"""benchmarks/speed.py: every algorithm's setting measures (a few iterations on CPU), and the authors' timing is parsed
-from their harness's line or reported as an error when it prints none."""
+"""benchmarks/speed.py: every algorithm's setting measures (a few iterations on CPU) with every column filled that a
+CPU can fill; the 1M-step projection on known numbers; one mode's failure, a missing git and a SIGINT lose no row
+already measured; the authors' timing is parsed from their harness's line or reported as an error when it prints
+none."""
 
 import os
 import sys
@@ -17,8 +19,51 @@ def test_measure_every_algorithm(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     module, setting = speed.SETTINGS[name]
     r = speed.measure(module, setting, speed.MODES["eager"], "Pendulum-v1", iterations=2)
-    assert r["ms"] > 0 and r["sps"] > 0
+    assert r["ms"] > 0 and r["eval_ms"] > 0 and r["eval_envs"] == 20 and r["minutes_1m"] > 0
+    assert r["compile_s"] == 0 and not r["compiled"] and r["skips"] == 0
     assert (r["peak_mb"] is not None and r["peak_mb"] > 0) if torch.cuda.is_available() else r["peak_mb"] is None
+    assert module.evaluate is not speed.timed_evaluation and module.evaluate.__module__ == module.__name__  # restored
+
+
+def test_projection_counts_warmup_training_and_evaluations():
+    """1M env steps at the defaults (5 envs, 30k random steps, an evaluation every 50k, Hopper's 1000-step limit):
+    6000 warm-up vector steps, 194000 training iterations, 20 evaluations of 1000 steps."""
+    minutes = speed.projected_minutes(speed.sdac, "Hopper-v4", ms=10.0, eval_ms=2.0, warmup_ms=1.0)
+    assert minutes == pytest.approx((194_000 * 10.0 + 6_000 * 1.0 + 20 * 1000 * 2.0) / 60_000)
+
+
+def fake_measure(failing: dict):
+    def measure(module, setting, mode, env_id, iterations):
+        for name, error in failing.items():
+            if mode == speed.MODES[name]:
+                raise error
+        return dict(ms=5.0, eval_ms=1.0, eval_envs=20, minutes_1m=17.0, compile_s=0.0, peak_mb=None, graphs=0,
+                    breaks=0, skips=0, compiled=False)  # fmt: skip
+
+    return measure
+
+
+def test_a_failing_mode_and_a_missing_git_lose_no_row(monkeypatch, capsys, tmp_path):
+    """A GPU machine may have no git, and one mode may fail (a compile, a CUDA graph): the table says so and goes on."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on it
+    monkeypatch.setenv("COMMIT", "abc1234")
+    monkeypatch.setattr(speed, "measure", fake_measure({"cudagraphs": RuntimeError("CUDA graph capture failed")}))
+    speed.main(["--settings", "sac", "dpmd study", "--modes", "eager", "cudagraphs", "compile"])
+    out, err = capsys.readouterr()
+    assert "commit abc1234" in out
+    assert out.count("| FAILED: RuntimeError: CUDA graph capture failed |") == 2 and "CUDA graph capture failed" in err
+    for name in ("sac", "dpmd study"):
+        assert f"| {name} | eager | 100 | 5.0 | 1.00x | 1.0 (20 envs) | 17.0 | 0 | - | - |" in out
+        assert f"| {name} | compile | 100 | 5.0 | 1.00x |" in out
+
+
+def test_sigint_keeps_the_rows_measured(monkeypatch, capsys):
+    monkeypatch.setattr(speed, "measure", fake_measure({"compile": KeyboardInterrupt()}))
+    with pytest.raises(SystemExit) as stop:
+        speed.main(["--settings", "sac", "--modes", "eager", "compile", "cudagraphs"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 130 and "| sac | eager |" in out and "stopped by SIGINT after 1 rows" in out
+    assert "| sac | cudagraphs |" not in out
 
 
 def fake_tool(tmp_path, body: str) -> str:
