@@ -69,6 +69,12 @@ TARGETED = [
     ("SAC: target critics every 2nd update", A, "if num_updates % args.target_network_frequency == 0:", "if num_updates % (args.target_network_frequency + 1) == 0:", [T]),
     ("DPMD policy step: at s, not s'", D, "loss = weighted_dsm_loss(actor, data.next_obs, next_a, t_idx, sched, w)", "loss = weighted_dsm_loss(actor, data.obs, next_a, t_idx, sched, w)", [T]),
     ("buffer checkpoint: the view's whole storage", S, "buf[: self.size].to(\"cpu\", copy=True)", "buf[: self.size].cpu()", ["tests/test_crash_and_resume.py"]),
+    ("cudagraphs: SDAC's stats not copied", S, "        return {k: v.clone() for k, v in stats.items()} if args.cudagraphs else stats", "        return stats", ["tests/test_cudagraph_branches.py"]),
+    ("cudagraphs: no step-begin mark in SAC's update", A, "        if args.cudagraphs:  # a new step: outputs of the last replay may be overwritten (we clone them)\n            torch.compiler.cudagraph_mark_step_begin()\n", "", ["tests/test_cudagraph_branches.py"]),
+    ("cudagraphs: no step-begin mark per policy call", D, "    def step(*a, **k):\n        torch.compiler.cudagraph_mark_step_begin()\n", "    def step(*a, **k):\n", ["tests/test_cudagraph_branches.py"]),
+    ("--tf32 through the legacy flags, never reset", S, "    torch.set_float32_matmul_precision(\"high\" if args.tf32 else \"highest\")", "    if args.tf32:\n        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True", ["tests/test_device_paths.py"]),
+    ("speed.py: one failing mode ends the run", "benchmarks/speed.py", "                    except Exception as e:  # noqa: BLE001", "                    except KeyboardInterrupt as e:  # noqa: BLE001", ["tests/test_speed.py"]),
+    ("gpu_run.sh: stages stopped with SIGTERM, never killed", "benchmarks/gpu_run.sh", "timeout -s INT -k \"$KILL_AFTER\" \"$cap\" \"$@\"", "timeout \"$cap\" \"$@\"", ["tests/test_gpu_run.py"]),
 ]
 
 ALGORITHM = [
