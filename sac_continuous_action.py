@@ -8,12 +8,13 @@
 # line for line in sdac_ and dpmd_continuous_action.py.
 import math
 import os
+import pickle
 import random
 import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Callable, NamedTuple, Optional, Sequence
@@ -541,6 +542,16 @@ def validate_args(args: Args) -> None:
                             + [(n, f"< {limit}", getattr(args, n) < limit) for n, limit in BELOW.items()]):  # fmt: skip
         if not ok:  # (NaN fails every comparison)
             raise RunError(f"--{name.replace('_', '-')} must be {bound}, got {getattr(args, name)}")
+    for f in fields(args):  # (an infinite learning rate would pass "> 0" and write inf weights)
+        if isinstance(getattr(args, f.name), float) and not math.isfinite(getattr(args, f.name)):
+            raise RunError(f"--{f.name.replace('_', '-')} must be finite, got {getattr(args, f.name)}")
+    if not 0 <= args.seed < 2**32:
+        raise RunError(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.exp_name or os.sep in args.exp_name or args.exp_name in (".", ".."):
+        raise RunError(f"--exp-name must be a name, not a path (it names the run folder in runs/), got {args.exp_name!r}")
+    if args.learning_starts >= args.total_timesteps and not args.eval_only:
+        raise RunError(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
+                       f"({args.total_timesteps}): the run would take random actions only and train nothing")
     if not 0 < args.gamma <= 1 or not 0 < args.tau <= 1:
         raise RunError(f"--gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
     if args.batch_size > args.buffer_size:
@@ -594,7 +605,12 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
         self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
-        self.storage = torch.zeros(capacity, 2 * obs_dim + act_dim + 2, device=device)
+        width = 2 * obs_dim + act_dim + 2
+        try:
+            self.storage = torch.zeros(capacity, width, device=device)
+        except (RuntimeError, OverflowError):  # (torch's out-of-memory error is a RuntimeError)
+            raise RunError(f"cannot hold a replay buffer of {capacity} transitions ({capacity * width * 4 / 2**30:.1f} "
+                           f"GiB) on {device}: lower --buffer-size") from None
         self.widths = [obs_dim, act_dim, 1, obs_dim, 1]
         self.data = self.fields(self.storage)
 
@@ -626,9 +642,12 @@ class ReplayBuffer:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Checkpoints: the training state by name (train's `state`), written atomically (temp file, then rename)
+# Checkpoints: the training state by name (train's `state`), written atomically (temp file, then rename), holding
+# tensors and plain types only, and read back as data only (torch.load with weights_only=True): loading a file never
+# runs code from it
 
-CHECKPOINT_FORMAT = f"{ALGORITHM.lower()}-checkpoint-v3"
+CHECKPOINT_FORMAT = f"{ALGORITHM.lower()}-checkpoint-v4"  # v4: the numpy RNG state as a tensor (v3 files are refused)
+MODEL_FORMAT = f"{ALGORITHM.lower()}-model-v1"  # --save-model files (untagged before 2026-12-04)
 # hyperparameters that may change between a checkpoint and the run that resumes it
 RESUMABLE_CHANGES = {"resume", "total_timesteps", "cuda", "save_model", "checkpoint_interval",
                      "checkpoint_buffer", "log_interval", "eval_interval", "eval_episodes", "torch_deterministic",
@@ -648,37 +667,84 @@ def state_dicts(state: dict, args: Args, model_only: bool = False) -> dict:
     return out
 
 
+def non_finite(saved: dict) -> list[str]:
+    """The networks and tensors among `saved` (a checkpoint's or a saved model's entries) holding a NaN or inf."""
+    return [name for name, v in saved.items()
+            if (isinstance(v, torch.Tensor) and not torch.isfinite(v).all())
+            or (isinstance(v, dict) and any(isinstance(x, torch.Tensor) and x.is_floating_point()
+                                            and not torch.isfinite(x).all() for x in v.values()))]  # fmt: skip
+
+
+def write(obj: dict, path: str, what: str) -> None:
+    """torch.save to a temp file, then a rename: the file at path is the old one or the new one, never a part; a
+    failure (a full disk, a deleted folder) is one line, and the temp file is removed. Non-finite weights are never
+    written."""
+    if bad := non_finite({k: v for k, v in obj.items() if k != "buffer"}):
+        raise RunError(f"non-finite values in {', '.join(bad)}: {what} not written to {path}"
+                       + (" (the one there is from before)" if os.path.exists(path) else ""))
+    try:
+        torch.save(obj, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # (torch's zip writer raises RuntimeError on a full disk)
+        with suppress(OSError):
+            os.remove(f"{path}.tmp")
+        kept = "the one there is from before" if os.path.exists(path) else "none was written before"
+        raise RunError(f"cannot write {what} {path} ({str(e).splitlines()[0][:200]}); {kept}") from None
+
+
+def rng_state() -> dict:
+    """The random generators' states, in tensors and plain types (numpy's key array as a tensor)."""
+    _, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = (torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached_gaussian)
+    cuda = torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(), "cuda": cuda}
+
+
 def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters: dict) -> str:
     ckpt = {"format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name, **counters,
-            **state_dicts(state, args),
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None}}  # fmt: skip
-    torch.save(ckpt, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+            **state_dicts(state, args), "rng": rng_state()}  # fmt: skip
+    write(ckpt, path, "checkpoint")
     return path
 
 
 def save_model(path: str, args: Args, state: dict) -> None:
-    torch.save({"args": asdict(args), **state_dicts(state, args, model_only=True)}, path)
+    write({"format": MODEL_FORMAT, "args": asdict(args), **state_dicts(state, args, model_only=True)}, path, "model")
     print(f"model saved to {path}")
 
 
 def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
-    """The checkpoint at path (or, with saved_model_ok, a --save-model file), else a one-line error that says what
-    the file is instead."""
+    """The checkpoint at path (or, with saved_model_ok, a --save-model file), read as data only, else a one-line
+    error that says what the file is instead."""
     kind = "a saved model or a checkpoint" if saved_model_ok else "a checkpoint"
+    unreadable = f"{path} is not {kind} of {ALGORITHM}: not a file torch.save wrote, or a truncated one"
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except OSError as e:
         raise RunError(f"cannot read {path}: {e.strerror or e}") from None
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e):  # a reference to a class or function: weights_only refuses it
+            raise RunError(f"{path} holds objects other than tensors and plain data, which are not loaded (unpickling "
+                           f"them could run code): it is not {kind} written by this version of "
+                           f"{os.path.basename(__file__)} (checkpoints before {CHECKPOINT_FORMAT} held numpy's RNG state "
+                           "as an object)") from None
+        raise RunError(unreadable) from None
     except Exception:  # noqa: BLE001 - whatever torch.load raises on a file it did not write
-        raise RunError(f"{path} is not {kind} of {ALGORITHM}: not a file torch.save wrote, or a truncated one") from None
-    if isinstance(ckpt, dict) and "format" not in ckpt and {"args", "actor", "qf"} <= ckpt.keys():
+        raise RunError(unreadable) from None
+    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    untagged_model = fmt is None and isinstance(ckpt, dict) and {"args", "actor", "qf"} <= ckpt.keys()
+    if untagged_model and not set(ckpt["args"]) <= {f.name for f in fields(Args)}:  # an older saved model's options
+        raise RunError(f"{path} is a saved model of another algorithm than {ALGORITHM} (options {ALGORITHM} lacks: "
+                       f"{', '.join(sorted(set(ckpt['args']) - {f.name for f in fields(Args)})[:5])})")
+    if fmt == MODEL_FORMAT or untagged_model:
         if saved_model_ok:
             return ckpt
         raise RunError(f"{path} is a saved model (--save-model): the final weights only, which cannot continue "
                        "a run; checkpoints are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    owner, _, what = fmt.partition("-") if isinstance(fmt, str) else ("", "", "")
+    if owner != ALGORITHM.lower() and what.startswith(("checkpoint-", "model-")):
+        raise RunError(f"{path} is a {what.split('-')[0]} of {owner.upper()}, not of {ALGORITHM}: use "
+                       f"{owner}_continuous_action.py")
+    if fmt != CHECKPOINT_FORMAT:
         raise RunError(f"{path} is not {kind} of {ALGORITHM} (written by {os.path.basename(__file__)})")
     return ckpt
 
@@ -715,7 +781,8 @@ def restore_checkpoint(ckpt: dict, state: dict, args: Args) -> tuple[int, int, i
         elif isinstance(obj, ReplayBuffer):
             print(f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions")
     random.setstate(ckpt["rng"]["python"])
-    np.random.set_state(ckpt["rng"]["numpy"])
+    key, pos, has_gauss, cached_gaussian = ckpt["rng"]["numpy"]
+    np.random.set_state(("MT19937", key.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
     torch.set_rng_state(ckpt["rng"]["torch"])
     if torch.cuda.is_initialized() and ckpt["rng"]["cuda"] is not None:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
@@ -756,6 +823,8 @@ def evaluate_saved(args: Args) -> np.ndarray:
     if not os.path.exists(args.load_model):
         raise RunError(f"model not found: {args.load_model}")
     saved = read_checkpoint(args.load_model, saved_model_ok=True)
+    if bad := non_finite(saved):
+        raise RunError(f"{args.load_model} holds non-finite values in {', '.join(bad)}: no policy to evaluate")
     # the run's own hyperparameters; from this command only the episodes, the device and the video (not what it resumed)
     now = {"eval_episodes": args.eval_episodes, "cuda": args.cuda, "capture_video": args.capture_video, "resume": None}
     run = Args(**{**{k: v for k, v in saved["args"].items() if k in {f.name for f in fields(Args)}}, **now})

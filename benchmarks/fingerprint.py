@@ -67,7 +67,7 @@ def fingerprint(name: str) -> tuple[list[str], str]:
         second = run([sys.executable, os.path.join(REPO, script), "--resume", ckpt[0], "--total-timesteps", "3000"], tmp)
         returns = re.findall(r"global_step=(\d+), eval_return=(\S+ \+- \S+)", first + second)
         (model,) = glob.glob(f"{tmp}/runs/*/*_model")
-        digest = tensor_digest(torch.load(model, map_location="cpu", weights_only=False))
+        digest = tensor_digest(torch.load(model, map_location="cpu", weights_only=True))
     return [f"{step}: {ret}" for step, ret in returns], digest
 
 

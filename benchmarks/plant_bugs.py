@@ -74,6 +74,9 @@ TARGETED = [
     ("cudagraphs: no step-begin mark per policy call", D, "    def step(*a, **k):\n        torch.compiler.cudagraph_mark_step_begin()\n", "    def step(*a, **k):\n", ["tests/test_cudagraph_branches.py"]),
     ("--tf32 through the legacy flags, never reset", S, "    torch.set_float32_matmul_precision(\"high\" if args.tf32 else \"highest\")", "    if args.tf32:\n        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True", ["tests/test_device_paths.py"]),
     ("speed.py: one failing mode ends the run", "benchmarks/speed.py", "                    except Exception as e:  # noqa: BLE001", "                    except KeyboardInterrupt as e:  # noqa: BLE001", ["tests/test_speed.py"]),
+    ("loading: a checkpoint unpickled with weights_only=False", A, "ckpt = torch.load(path, map_location=\"cpu\", weights_only=True, mmap=mmap)", "ckpt = torch.load(path, map_location=\"cpu\", weights_only=False, mmap=mmap)", ["tests/test_loading_is_data.py"]),
+    ("write: a failed write leaves its temp file", D, "        with suppress(OSError):\n            os.remove(f\"{path}.tmp\")\n", "", ["tests/test_loading_is_data.py"]),
+    ("write: non-finite weights written", S, "    if bad := non_finite({k: v for k, v in obj.items() if k != \"buffer\"}):", "    if bad := []:", ["tests/test_loading_is_data.py"]),
     ("gpu_run.sh: stages stopped with SIGTERM, never killed", "benchmarks/gpu_run.sh", "timeout -s INT -k \"$KILL_AFTER\" \"$cap\" \"$@\"", "timeout \"$cap\" \"$@\"", ["tests/test_gpu_run.py"]),
 ]
 

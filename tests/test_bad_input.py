@@ -35,7 +35,7 @@ def test_non_finite_loss_stops_the_run_naming_step_and_checkpoint(script, error,
     args = script.Args(**tiny, total_timesteps=400, checkpoint_interval=40, q_lr=1e30)  # the critic blows up at once
     with pytest.raises(error, match=r"non-finite .* at global step \d+.* Last checkpoint: runs/.*/checkpoint.pt"):
         script.train(args)
-    ckpt = torch.load(glob.glob("runs/*/checkpoint.pt")[0], weights_only=False)
+    ckpt = torch.load(glob.glob("runs/*/checkpoint.pt")[0], weights_only=True)
     assert ckpt["global_step"] == 40, "the last good checkpoint is kept, not overwritten with NaN weights"
 
 
@@ -73,8 +73,8 @@ def test_bad_checkpoints_get_clear_errors(script, error, name, tiny, tmp_path, m
     with pytest.raises(error, match=f"^garbage.pt is not a checkpoint of {name}: not a file torch.save wrote"):
         script.train(script.Args(**tiny, resume="garbage.pt"))
     other = "sac" if script is sdac else "sdac"  # another script's checkpoint
-    torch.save({"format": f"{other}-checkpoint-v3"}, tmp_path / "other.pt")
-    with pytest.raises(error, match=f"is not a checkpoint of {name}"):
+    torch.save({"format": f"{other}-checkpoint-v4"}, tmp_path / "other.pt")
+    with pytest.raises(error, match=f"other.pt is a checkpoint of {other.upper()}, not of {name}: use {other}_"):
         script.train(script.Args(**tiny, resume="other.pt"))
     torch.save({"format": f"{name.lower()}-checkpoint-v1"}, tmp_path / "old.pt")  # a format this script never reads
     with pytest.raises(error, match=f"is not a checkpoint of {name}"):
@@ -101,3 +101,26 @@ def test_command_line_errors_are_one_line_without_traceback(script, error, name,
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and message.format(name=name) in proc.stderr
     assert "Error" not in proc.stderr and "torch.save(" not in proc.stderr, "what the file is, not torch's internals"
     assert not os.path.exists(tmp_path / "runs")
+
+
+@SCRIPTS
+@pytest.mark.parametrize("change, message", [
+    (dict(q_lr=float("inf")), r"--q-lr must be finite, got inf"),
+    (dict(gamma=float("nan")), r"--gamma must be finite, got nan"),
+    (dict(seed=-1), r"--seed must be in \[0, 2\*\*32\), got -1"),
+    (dict(seed=2**32), r"--seed must be in \[0, 2\*\*32\), got 4294967296"),
+    (dict(exp_name="a/b"), r"--exp-name must be a name, not a path .*got 'a/b'"),
+    (dict(exp_name=".."), r"--exp-name must be a name, not a path"),
+    (dict(learning_starts=400, total_timesteps=400), r"--learning-starts \(400\) must be below --total-timesteps"),
+])  # fmt: skip
+def test_options_that_would_fail_late_or_silently_are_refused_first(script, error, name, tiny, change, message):
+    """Each of these once gave a traceback, wrote outside runs/, trained nothing while reporting returns, or wrote
+    inf weights into the checkpoint it named as the last good one (issue 36)."""
+    with pytest.raises(error, match=message):
+        script.validate_args(script.Args(**{**tiny, **change}))
+
+
+@SCRIPTS
+def test_a_replay_buffer_larger_than_memory_is_one_line(script, error, name, tiny):
+    with pytest.raises(error, match=r"cannot hold a replay buffer of 10000000000000 transitions \(.* GiB\) on cpu"):
+        script.ReplayBuffer(10**13, 11, 3, torch.device("cpu"))

@@ -35,7 +35,7 @@ def test_a_gpu_checkpoint_with_capturable_adam_resumes_on_the_cpu(script, tmp_pa
     and state_steps must be on supported devices")."""
     monkeypatch.chdir(tmp_path)
     out = script.train(tiny(script, total_timesteps=100, checkpoint_interval=100, checkpoint_buffer=True))
-    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    ckpt = torch.load(out["checkpoint"], weights_only=True)
     for name in ("q_optimizer", "actor_optimizer"):
         for group in ckpt[name]["param_groups"]:
             group.update(capturable=True, lr=torch.tensor(group["lr"]))  # as a compiled CUDA run saves them

@@ -136,7 +136,7 @@ def test_what_train_stores_for_terminated_and_truncated_episodes(script, tmp_pat
         if script is sdac_continuous_action:
             tiny.update(num_reverse_samples=4)
     out = script.train(script.Args(**tiny))
-    buf = torch.load(out["checkpoint"], weights_only=False)["buffer"]
+    buf = torch.load(out["checkpoint"], weights_only=True)["buffer"]
     assert buf["size"] == total, "every vector step stores num_envs transitions"
     o, a, r, o2, done = (x.numpy() for x in buf["data"])
     endings = []  # (length, done) of every episode that ended, both envs

@@ -38,7 +38,7 @@ def test_eval_only_evaluates_the_files_policy(script, error, tiny, tmp_path, mon
     np.testing.assert_array_equal(evaluate(out["checkpoint"]), from_model)  # the same weights at the same step
     assert not np.array_equal(evaluate(model, more=["--seed", "2"]), from_model), "the seed sets the episodes"
     # other weights in the file, other returns: the file's policy is the one evaluated
-    saved = torch.load(model, weights_only=False)
+    saved = torch.load(model, weights_only=True)
     for key in ("actor", "actor_ema"):
         if key in saved:
             saved[key] = {k: torch.zeros_like(v) for k, v in saved[key].items()}
@@ -71,6 +71,6 @@ def test_eval_only_needs_nothing_but_the_file(script, error, tiny, tmp_path, mon
     out = script.train(script.Args(**tiny))
     script.train(script.Args(**{**tiny, "total_timesteps": 140}, resume=out["checkpoint"]))
     (model,) = glob.glob(f"{out['run_dir']}/*_model")
-    assert torch.load(model, weights_only=False)["args"]["resume"] == out["checkpoint"]
+    assert torch.load(model, weights_only=True)["args"]["resume"] == out["checkpoint"]
     os.remove(out["checkpoint"])
     assert len(script.evaluate_saved(script.Args(eval_only=True, load_model=model, eval_episodes=2))) == 2

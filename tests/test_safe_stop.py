@@ -45,7 +45,7 @@ def test_a_signal_writes_a_checkpoint_and_resume_alone_continues(script, extra, 
     stopped_at = int(out.split(f"stopped by {sig.name} at global step ")[1].split(";")[0])
     import torch
 
-    assert torch.load(tmp_path / ckpt, weights_only=False)["global_step"] == stopped_at
+    assert torch.load(tmp_path / ckpt, weights_only=True)["global_step"] == stopped_at
     # the printed command, with only a new total: the hyperparameters come from the checkpoint
     total = (stopped_at // 20 + 3) * 20  # a multiple of --log-interval, so the last event is at the total
     proc = run(script, [*resume_cmd[2:], "--total-timesteps", str(total)], tmp_path)

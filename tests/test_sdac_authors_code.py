@@ -145,7 +145,7 @@ def test_policy_targets_and_lambda_step_at_update_0_and_every_interval_after(tmp
                      checkpoint_buffer=True, cuda=False, log_interval=1)  # fmt: skip
     out = sdac.train(args)
     assert math.log(out["lambda"]) == pytest.approx(math.log(20.0) - 2 * args.lambda_lr, abs=1e-4)
-    ckpt = torch.load(out["checkpoint"], weights_only=False)
+    ckpt = torch.load(out["checkpoint"], weights_only=True)
     assert ckpt["num_updates"] == 11
     assert int(ckpt["actor_optimizer"]["state"][0]["step"]) == 6
     assert int(ckpt["q_optimizer"]["state"][0]["step"]) == 11

@@ -261,7 +261,7 @@ def test_sac_target_critics_step_after_every_update(tmp_path, monkeypatch):
     args = sac.Args(env_id="Hopper-v4", num_envs=2, learning_starts=40, total_timesteps=80, batch_size=16, gradient_steps=2,
                     eval_interval=0, eval_episodes=1, buffer_size=1000, cuda=False, checkpoint_interval=80)  # fmt: skip
     out = sac.train(args)
-    updates = torch.load(out["checkpoint"], weights_only=False)["num_updates"]
+    updates = torch.load(out["checkpoint"], weights_only=True)["num_updates"]
     assert updates == 40 and calls == [0.005] * updates
 
 
