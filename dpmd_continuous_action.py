@@ -624,13 +624,13 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
             finite.check(f"loss before the checkpoint at global step {global_step}")
             counters = dict(global_step=global_step, iteration=iteration, num_updates=num_updates, eval_history=eval_history)
             finite.last_checkpoint = save_checkpoint(f"{log.run_dir}/checkpoint.pt", args, run_name, state, counters)
-        if stop:
+        if stop and iteration < num_iterations:  # (stopped in its last iteration, the run is complete)
             print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
                   f"  python {__file__} --resume {finite.last_checkpoint}", flush=True)
             break
 
     finite.check_losses(global_step)
-    if args.save_model and not stop:
+    if args.save_model and iteration == num_iterations:
         save_model(f"{log.run_dir}/{args.exp_name}.dpmd_model", args, state)
     envs.close()
     eval_envs.close()

@@ -13,6 +13,7 @@ from dataclasses import asdict
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
@@ -76,3 +77,25 @@ def test_resume_takes_the_checkpoints_hyperparameters(script, extra, tmp_path, m
     (model,) = glob.glob(f"{out['run_dir']}/*_model")
     with pytest.raises(script.RunError, match="is a saved model \\(--save-model\\)"):
         script.cli_args(["--resume", model])
+
+
+@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+def test_a_stop_during_the_last_iteration_completes_the_run(script, tmp_path, monkeypatch, capsys):
+    """A signal during the final evaluation (the last iteration): nothing is left to resume, so the run ends as a
+    finished one: its checkpoint at the total, --save-model written, no resume command (which would fail: "not before
+    --total-timesteps"), and no "stopped by" line for benchmark.sh to count as resumable."""
+    monkeypatch.chdir(tmp_path)
+    stop, real = [], script.evaluate
+
+    def evaluate_then_signal(*a, **k):
+        out = real(*a, **k)
+        stop.append("SIGINT")  # as stop_on_signals does when Ctrl-C comes during the evaluation
+        return out
+
+    monkeypatch.setattr(script, "evaluate", evaluate_then_signal)
+    extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
+    out = script.train(script.Args(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, buffer_size=1000,
+                                   eval_interval=0, eval_episodes=2, total_timesteps=80, checkpoint_interval=1000,
+                                   save_model=True, cuda=False, **extra), stop)  # fmt: skip
+    assert stop == ["SIGINT"] and out["global_step"] == 80 and "stopped by" not in capsys.readouterr().out
+    assert glob.glob(f"{out['run_dir']}/*_model") and out["checkpoint"].endswith("checkpoint.pt")

@@ -23,6 +23,7 @@ a = p.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(0)
 
+# (our own study checkpoints of format v3, which hold numpy's RNG state as an object: never a file from others)
 ckpts = {path: torch.load(path, map_location="cpu", weights_only=False) for path in a.ours}
 states = []
 for c in ckpts.values():  # uniform over each buffer, as replay samples

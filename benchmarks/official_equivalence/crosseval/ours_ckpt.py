@@ -8,6 +8,7 @@ import sdac_continuous_action as S
 torch.set_num_threads(1)
 device = torch.device("cpu")
 for path in sys.argv[1:]:
+    # (our own study checkpoints of format v3, which hold numpy's RNG state as an object: never a file from others)
     ck = torch.load(path, weights_only=False, map_location="cpu")
     args = S.Args(**{k: v for k, v in ck["args"].items() if k in S.Args.__dataclass_fields__})
     args.cuda = False
