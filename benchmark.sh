@@ -67,6 +67,7 @@ done
 [ ${#scripts[@]} -gt 0 ] && [ ${#env_ids[@]} -gt 0 ] && [ ${#seeds[@]} -gt 0 ] || die "--scripts, --env-ids and --seeds need at least one value"
 for s in "${scripts[@]}"; do [ -f "$REPO/$s" ] || die "no such script: $REPO/$s"; done
 for n in "${seeds[@]}"; do [[ $n =~ ^[0-9]+$ ]] || die "seeds must be non-negative integers, got '$n'"; done
+for x in "${scripts[@]}" "${env_ids[@]}"; do [[ $x =~ [[:space:]] ]] && die "'$x': a script or env id holds a space"; done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got '$jobs'"
 [[ $ckpt_interval =~ ^[1-9][0-9]*$ ]] || die "--checkpoint-interval must be a positive integer, got '$ckpt_interval'"
 for k in "${!args_for[@]}"; do
@@ -84,6 +85,15 @@ done
 if [ -z "$gpus" ]; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
 [[ $gpus =~ ^[0-9]+$ ]] || die "--gpus must be a non-negative integer, got '$gpus'"
 PYTHON=${PYTHON:-python}
+[ $slurm = 1 ] && [ $dry_run = 0 ] && { command -v sbatch >/dev/null || die "--slurm needs sbatch on the PATH"; }
+# every env id known to gymnasium before any run starts (a typo would otherwise fail each of its runs)
+unknown=$("$PYTHON" -c 'import sys, gymnasium as gym
+for e in sys.argv[1:]:
+    try:
+        gym.spec(e)
+    except Exception:
+        print(e)' "${env_ids[@]}" 2>/dev/null) || die "cannot check the env ids: $PYTHON cannot import gymnasium"
+[ -z "$unknown" ] || die "unknown env id(s): $(echo $unknown)"
 
 # every combination, in a fixed order (the Slurm array index refers to it)
 combos=()
@@ -91,10 +101,18 @@ for s in "${scripts[@]}"; do for e in "${env_ids[@]}"; do for n in "${seeds[@]}"
 
 name_of() { local b; b=$(basename "$1" .py); echo "${b%_continuous_action}"; }
 
-# one run: skip if finished, resume from its last checkpoint if interrupted, else start afresh
+# one run: skip if finished, resume from its last checkpoint if interrupted, else start afresh; one process per run
+# (a lock on OUT/status/KEY.lock, held by the run's process until it exits: a second sweep started over the same
+# folder, say right after Ctrl-C while the first still finishes its iteration, leaves that run alone)
 run_one() {  # script env seed gpu_index
-  local script=$1 env=$2 seed=$3 gpu=$4 name key log ckpt resume=() rc
+  local script=$1 env=$2 seed=$3 gpu=$4 name key log ckpt resume=() rc lock
   name=$(name_of "$script"); key="${name}__${env}__${seed}"; log="$out/logs/$key.log"
+  if [ $dry_run = 0 ] && command -v flock >/dev/null; then
+    exec {lock}>"$out/status/$key.lock"
+    if ! flock -n "$lock"; then
+      echo "busy     $key (another process is running it)"; echo busy > "$out/status/$key"; return 1
+    fi
+  fi
   if [ -e "$out/done/$key" ]; then echo "skipped  $key (finished before)"; echo skipped > "$out/status/$key"; return 0; fi
   ckpt=$(cd "$out" 2>/dev/null && ls -t runs/"${env}__${name}__${seed}"__*/checkpoint.pt 2>/dev/null | head -1)
   if [ -n "$ckpt" ]; then
@@ -116,7 +134,7 @@ run_one() {  # script env seed gpu_index
   if [ -n "$cuda" ]; then (cd "$out" && CUDA_VISIBLE_DEVICES=$((gpu % gpus)) "${cmd[@]}") >> "$log" 2>&1
   else (cd "$out" && "${cmd[@]}") >> "$log" 2>&1; fi
   rc=$?
-  if [ $rc = 0 ] && tail -n 3 "$log" | grep -q "^stopped by "; then  # a safe stop (SIGINT, SIGTERM): resumable, not done
+  if [ $rc = 75 ]; then  # the scripts' EXIT_STOPPED: a safe stop (SIGINT, SIGTERM) with a checkpoint, resumable
     echo stopped > "$out/status/$key"; echo "stopped  $key (by a signal, with a checkpoint: the same command resumes it)"
     return 1
   fi
@@ -132,6 +150,7 @@ summary() {  # counts of this invocation's status files; non-zero exit if any ru
     st=$(cat "$out/status/$k" 2>/dev/null || echo "not run")
     case $st in
       finished) f=$((f + 1)) ;; skipped) s=$((s + 1)) ;; stopped) t=$((t + 1)); echo "not finished: $k (stopped)" ;;
+      busy) x=$((x + 1)); echo "not run: $k (another process is running it)" ;;
       *) x=$((x + 1)); echo "not finished: $k ($st)" ;;
     esac
   done
@@ -156,7 +175,6 @@ if [ -n "$task_index" ]; then
 fi
 
 if [ $slurm = 1 ]; then
-  command -v sbatch >/dev/null || die "--slurm needs sbatch on the PATH"
   [ $dry_run = 0 ] && clear_status
   # the array task calls this script again with the same sweep plus its index
   pass=(--scripts "${scripts[@]}" --env-ids "${env_ids[@]}" --seeds "${seeds[@]}" --out "$out"
@@ -168,9 +186,11 @@ if [ $slurm = 1 ]; then
   [ "$slurm_gpus" -gt 0 ] && sb+=(--gres="gpu:$slurm_gpus")
   [ $slurm_wait = 1 ] && sb+=(--wait)
   wrap="$(printf '%q ' bash "$REPO/benchmark.sh" "${pass[@]}" --task-index) \$SLURM_ARRAY_TASK_ID $(printf '%q ' -- "${extra[@]}")"
-  # torch threads: one per allocated CPU
+  # torch threads: one per allocated CPU. sbatch runs --wrap with /bin/sh, which does not read bash's quoting
+  # ($'...' for a non-ASCII path): the command goes to bash, in POSIX single quotes
   wrap="export OMP_NUM_THREADS=\${SLURM_CPUS_PER_TASK:-1}; $wrap"
-  if [ $dry_run = 1 ]; then echo "sbatch ${sb[*]} --wrap '$wrap'"; exit 0; fi
+  wrap="exec bash -c '${wrap//\'/\'\\\'\'}'"
+  if [ $dry_run = 1 ]; then echo "sbatch ${sb[*]} --wrap $(printf '%q' "$wrap")"; exit 0; fi
   echo "submitting ${#combos[@]} runs as one job array"
   sbatch "${sb[@]}" --wrap "$wrap"
   rc=$?

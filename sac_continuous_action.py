@@ -446,8 +446,9 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     envs.close()
     eval_envs.close()
     seconds_per_iteration = log.close()
-    return {"run_dir": log.run_dir, "global_step": global_step, "eval_history": eval_history,
-            "checkpoint": finite.last_checkpoint, "alpha": log_alpha.exp().item(),
+    # "stopped": by a signal before the end, with a checkpoint to continue from (the exit status EXIT_STOPPED)
+    return {"run_dir": log.run_dir, "global_step": global_step, "stopped": bool(stop) and iteration < num_iterations,
+            "eval_history": eval_history, "checkpoint": finite.last_checkpoint, "alpha": log_alpha.exp().item(),
             "seconds_per_iteration": seconds_per_iteration}  # fmt: skip
 
 
@@ -548,7 +549,7 @@ def validate_args(args: Args) -> None:
     if not 0 <= args.seed < 2**32:
         raise RunError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not args.exp_name or os.sep in args.exp_name or args.exp_name in (".", ".."):
-        raise RunError(f"--exp-name must be a name, not a path (it names the run folder in runs/), got {args.exp_name!r}")
+        raise RunError(f"--exp-name must be a name, not a path (it names a folder in runs/), got {args.exp_name!r}")
     if args.learning_starts >= args.total_timesteps and not args.eval_only:
         raise RunError(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
                        f"({args.total_timesteps}): the run would take random actions only and train nothing")
@@ -725,8 +726,8 @@ def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False)
         if "GLOBAL" in str(e):  # a reference to a class or function: weights_only refuses it
             raise RunError(f"{path} holds objects other than tensors and plain data, which are not loaded (unpickling "
                            f"them could run code): it is not {kind} written by this version of "
-                           f"{os.path.basename(__file__)} (checkpoints before {CHECKPOINT_FORMAT} held numpy's RNG state "
-                           "as an object)") from None
+                           f"{os.path.basename(__file__)} (checkpoints before {CHECKPOINT_FORMAT} held numpy's RNG "
+                           "state as an object)") from None
         raise RunError(unreadable) from None
     except Exception:  # noqa: BLE001 - whatever torch.load raises on a file it did not write
         raise RunError(unreadable) from None
@@ -915,16 +916,26 @@ class RunLog:
     does), training episodes, evaluations (and their videos), the SPS over each log interval and the status line."""
 
     def __init__(self, args: Args, run_name: str, global_step: int, resumed: bool, headline: str, device):
-        self.args, self.run_name, self.run_dir, self.tracker = args, run_name, f"runs/{run_name}", None
+        # a resumed run continues in its checkpoint's folder, whatever the working folder
+        self.run_dir = (os.path.dirname(args.resume) or ".") if resumed else f"runs/{run_name}"
+        self.args, self.run_name, self.tracker = args, run_name, None
         if args.track:  # before the writer, whose logs it syncs; a resumed run continues its wandb run
             try:
                 import wandb  # imported only when asked for
             except ImportError:
                 raise RunError("--track needs wandb: pip install wandb") from None
-            self.tracker = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name,
-                                      id=run_name, resume="allow", config=asdict(args), sync_tensorboard=True,
-                                      save_code=True)  # fmt: skip
-        os.makedirs(self.run_dir, exist_ok=True)
+            try:
+                self.tracker = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name,
+                                          id=run_name, resume="allow", config=asdict(args), sync_tensorboard=True,
+                                          save_code=True)  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - wandb's errors (no API key, no network) have no common class
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                raise RunError(f"--track could not start Weights & Biases ({reason}): run `wandb login`, or set "
+                               "WANDB_MODE=offline") from None
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"cannot create the run folder {self.run_dir}: {e.strerror}") from None
         self.writer = SummaryWriter(self.run_dir, purge_step=global_step + 1 if resumed else None)
         if not resumed:
             table = "\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])
@@ -1029,6 +1040,10 @@ def stop_on_signals():
             signal.signal(sig, h)
 
 
+# The exit status of a run stopped by a signal with a checkpoint: EX_TEMPFAIL (sysexits.h), "try again", so that a
+# sweep (benchmark.sh) or a scheduler tells a resumable run from a finished one (0) and a failed one (1) by it alone
+EXIT_STOPPED = 75
+
 if __name__ == "__main__":
     try:
         args = cli_args(sys.argv[1:])
@@ -1036,6 +1051,11 @@ if __name__ == "__main__":
             evaluate_saved(args)
         else:
             with stop_on_signals() as stop:
-                train(args, stop)
+                if train(args, stop)["stopped"]:
+                    sys.exit(EXIT_STOPPED)
     except RunError as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:  # a second Ctrl-C: at once, as asked
+        print("stopped at once by a second signal: the run continues from its last checkpoint, if it wrote one",
+              file=sys.stderr)
+        sys.exit(130)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -237,23 +238,85 @@ def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_rep
     assert (sw / "status" / "sac__Hopper-v4__2").read_text().strip() == "finished"
 
 
-def test_a_run_stopped_by_a_signal_is_not_marked_finished(tmp_path):
-    """A safe stop (SIGTERM from kill or Slurm's time limit, SIGINT) exits 0 after writing a checkpoint; the sweep
-    must keep the run resumable (no done marker) and say so, or the next invocation would skip it as finished.
-    A stand-in script prints what the RL scripts print when stopped."""
+def fake_sweep(tmp_path, script_text: str, *args, **kw):
+    """benchmark.sh over a stand-in for the RL scripts (fake_continuous_action.py, with script_text as its body)."""
     shutil.copy(os.path.join(REPO, "benchmark.sh"), tmp_path)
-    (tmp_path / "fake_continuous_action.py").write_text(
-        'print("stopped by SIGTERM at global step 40; checkpoint written. To continue:")\n'
-        'print("  python fake_continuous_action.py --resume runs/x/checkpoint.pt")\n')
-    run = lambda: subprocess.run(["bash", str(tmp_path / "benchmark.sh"), "--scripts", "fake_continuous_action.py",  # noqa: E731
-                                  "--out", "sw", "--jobs", "1"], cwd=tmp_path, capture_output=True, text=True,
-                                 timeout=60, env={**os.environ, "PYTHON": sys.executable})  # fmt: skip
+    (tmp_path / "fake_continuous_action.py").write_text(script_text)
+    cmd = ["bash", str(tmp_path / "benchmark.sh"), "--scripts", "fake_continuous_action.py",
+           "--out", kw.get("out", "sw"), "--jobs", "1", *args]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, **kw.get("env", {})}
+    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_run_stopped_by_a_signal_is_not_marked_finished(tmp_path):
+    """A safe stop (SIGTERM from kill or Slurm's time limit, SIGINT) exits with EXIT_STOPPED (75) after writing a
+    checkpoint: the sweep keeps the run resumable (no done marker) and says so, or the next invocation would skip it as
+    finished. The state comes from the exit status, not from the log's last lines: here wandb's closing lines follow
+    the "stopped by" line (which once made a stopped run count as finished), and a run that exits 0 is finished
+    whatever it printed."""
+    stopped = ('print("stopped by SIGTERM at global step 40; checkpoint written. To continue:")\n'
+               'print("wandb: Synced 5 W&B file(s)")\nraise SystemExit(75)\n')  # fmt: skip
     for _ in range(2):  # and again: still not skipped
-        proc = run()
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert "stopped  fake__Hopper-v4__1 (by a signal, with a checkpoint" in proc.stdout
-        assert "1 runs: 0 finished, 0 failed, 0 skipped (finished before), 1 stopped (resumable)" in proc.stdout
+        out, err = fake_sweep(tmp_path, stopped).communicate(timeout=60)
+        assert "stopped  fake__Hopper-v4__1 (by a signal, with a checkpoint" in out, out + err
+        assert "1 runs: 0 finished, 0 failed, 0 skipped (finished before), 1 stopped (resumable)" in out
         assert not os.listdir(tmp_path / "sw" / "done")
+    proc = fake_sweep(tmp_path, 'print("stopped by SIGTERM, in a line of the run\'s own output")\n')
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "1 runs: 1 finished" in out
+
+
+def test_one_process_per_run_folder(tmp_path):
+    """A second sweep over the same folder while a run of the first is still going (Ctrl-C, then the same command at
+    once) leaves that run to the first: it says so, and the run is not started twice."""
+    slow = "import time\nprint('started', flush=True)\ntime.sleep(6)\nprint('done')\n"
+    first = fake_sweep(tmp_path, slow)
+    for _ in range(100):  # until the first sweep's run has begun
+        if os.path.exists(tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log") and "started" in (
+                tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log").read_text():  # fmt: skip
+            break
+        time.sleep(0.1)
+    second = fake_sweep(tmp_path, slow)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 1 and "busy     fake__Hopper-v4__1 (another process is running it)" in out, out
+    assert "not run: fake__Hopper-v4__1 (another process is running it)" in out
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0 and "1 runs: 1 finished" in out
+    assert (tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log").read_text().count("started") == 1
+
+
+@pytest.mark.parametrize("args, message", [(["--env-ids", "Hoper-v4", "Walker2d-v4"], "unknown env id(s): Hoper-v4"),
+                                           (["--env-ids", "Hopper-v4 "], "holds a space"),
+                                           (["--slurm"], "--slurm needs sbatch on the PATH")])  # fmt: skip
+def test_bad_sweeps_are_refused_before_anything_is_created(args, message, tmp_path):
+    no_sbatch = tmp_path / "path"  # the PATH's programs but sbatch (CI's machine has Slurm)
+    no_sbatch.mkdir()
+    for folder in filter(os.path.isdir, os.environ["PATH"].split(os.pathsep)):
+        for name in os.listdir(folder):
+            if name != "sbatch" and not os.path.lexists(no_sbatch / name):  # (the first on the PATH wins)
+                os.symlink(os.path.join(folder, name), no_sbatch / name)
+    proc = fake_sweep(tmp_path, "print('ran')\n", *args, env={"PATH": str(no_sbatch)})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and message in err and not os.path.exists(tmp_path / "sw"), err
+
+
+def test_the_slurm_command_runs_under_sh_with_a_non_ascii_folder(tmp_path):
+    """sbatch runs --wrap with /bin/sh, which does not read bash's $'...' quoting of a non-ASCII path (a sweep once
+    went to ./$/...): a stand-in sbatch keeps the command, and /bin/sh runs it as the array task 0 would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\nwhile [ $# -gt 0 ]; do [ "$1" = --wrap ] && printf %s "$2" > "$WRAP"; '
+                                    'shift; done\necho "Submitted batch job 1"\n')  # fmt: skip
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "WRAP": str(tmp_path / "wrap.txt")}
+    out, err = fake_sweep(tmp_path, "print('ran')\n", "--slurm", out="swé", env=env).communicate(timeout=60)
+    assert "Submitted batch job 1" in out, out + err
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0", "PYTHON": sys.executable}
+    task = subprocess.run(["/bin/sh", "-c", (tmp_path / "wrap.txt").read_text()], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=env)  # fmt: skip
+    assert task.returncode == 0, task.stdout + task.stderr
+    assert "ran" in (tmp_path / "swé" / "logs" / "fake__Hopper-v4__1.log").read_text()
+    assert not os.path.exists(tmp_path / "$")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Safe stops and resuming, for both RL scripts on real subprocesses: SIGINT and SIGTERM write a checkpoint, print
-the command that resumes, and exit 0 without a traceback; `--resume PATH` alone continues the run with the
-checkpoint's hyperparameters, to the right step, with one event per step across both attempts."""
+the command that resumes, and exit with status 75 (EXIT_STOPPED: resumable) without a traceback; `--resume PATH`
+alone continues the run with the checkpoint's hyperparameters, to the right step, with one event per step across
+both attempts; a stop in the last iteration completes the run."""
 
 import glob
 import os
@@ -38,7 +39,7 @@ def test_a_signal_writes_a_checkpoint_and_resume_alone_continues(script, extra, 
             break
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and err == "", err
+    assert proc.returncode == sdac.EXIT_STOPPED == 75 and err == "", err
     assert f"{sig.name}: stopping after this iteration" in out and f"stopped by {sig.name} at global step" in out
     resume_cmd = out.split("To continue:\n")[1].splitlines()[0].split()
     assert resume_cmd[:2] == ["python", script.__file__] and resume_cmd[2] == "--resume"
@@ -99,3 +100,42 @@ def test_a_stop_during_the_last_iteration_completes_the_run(script, tmp_path, mo
                                    save_model=True, cuda=False, **extra), stop)  # fmt: skip
     assert stop == ["SIGINT"] and out["global_step"] == 80 and "stopped by" not in capsys.readouterr().out
     assert glob.glob(f"{out['run_dir']}/*_model") and out["checkpoint"].endswith("checkpoint.pt")
+    assert not out["stopped"]
+
+
+@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+def test_a_run_resumed_from_another_folder_continues_in_its_own(script, tmp_path, monkeypatch):
+    """--resume with the checkpoint's path from another working folder: the run goes on in the checkpoint's run
+    folder (its logs, its next checkpoints, its saved model), not in a new runs/ where the command was typed."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
+    tiny = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, buffer_size=1000, eval_interval=0,
+                eval_episodes=2, checkpoint_interval=60, cuda=False, **extra)  # fmt: skip
+    first = script.train(script.Args(**tiny, total_timesteps=60))
+    monkeypatch.chdir(tmp_path / "b")
+    ckpt = str(tmp_path / "a" / first["checkpoint"])
+    resumed = script.train(script.Args(**tiny, total_timesteps=120, save_model=True, resume=ckpt))
+    assert resumed["run_dir"] == os.path.dirname(ckpt) and resumed["checkpoint"] == ckpt
+    assert glob.glob(os.path.join(os.path.dirname(ckpt), "*_model")) and not os.listdir(tmp_path / "b")
+
+
+def test_a_second_ctrl_c_stops_at_once_in_one_line(tmp_path):
+    """The first SIGINT asks for a stop after the iteration; a second one during that iteration (about a second at
+    these settings) stops at once: one line on stderr, no traceback, exit status 130."""
+    argv = [*TINY, "--num-candidates", "32", "--num-reverse-samples", "64", "--diffusion-steps", "20",
+            "--batch-size", "256", "--total-timesteps", "100000", "--progress-seconds", "0"]  # fmt: skip
+    proc = run(sdac, argv, tmp_path)
+    for line in proc.stdout:
+        if line.startswith("step ") and int(line.split()[1].split("/")[0]) > 40:
+            break
+    proc.send_signal(signal.SIGINT)
+    for line in proc.stdout:
+        if "stopping after this iteration" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip() == ("stopped at once by a second signal: the run continues from its last checkpoint, if it "
+                           "wrote one")

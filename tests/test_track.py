@@ -40,3 +40,22 @@ def test_track_without_wandb_is_a_one_line_error(script, error, extra, monkeypat
     with pytest.raises(error, match="--track needs wandb: pip install wandb"):
         script.RunLog(script.Args(track=True), "run", 0, False, "headline", "cpu")
     assert not os.path.exists("runs"), "nothing written"
+
+
+@SCRIPTS
+def test_track_that_cannot_start_wandb_is_a_one_line_error(script, error, extra, monkeypatch, tmp_path):
+    """No API key and no WANDB_MODE=offline: wandb.init raises (UsageError, or a network error): one line that says
+    what to do, not wandb's traceback."""
+    import types
+
+    monkeypatch.chdir(tmp_path)
+    fake = types.ModuleType("wandb")
+
+    def init(**kw):
+        raise RuntimeError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+
+    fake.init = init
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    message = r"--track could not start Weights & Biases \(RuntimeError: api_key not configured .*\): run `wandb login`"
+    with pytest.raises(error, match=message + ", or set WANDB_MODE=offline"):
+        script.RunLog(script.Args(track=True), "run", 0, False, "headline", "cpu")
