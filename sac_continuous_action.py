@@ -383,6 +383,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
     # start the game
     obs, _ = envs.reset(seed=args.seed + global_step)
+    if ckpt:  # the envs as they were at the checkpoint: the run goes on as if never stopped
+        obs = restore_env_state(envs, ckpt.get("envs"), obs)
     for iteration in range(iteration + 1, num_iterations + 1):
         global_step += args.num_envs
 
@@ -433,7 +435,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
         if crossed(global_step, args.checkpoint_interval, args.num_envs) or stop:
             finite.check(f"loss before the checkpoint at global step {global_step}")
-            counters = dict(global_step=global_step, iteration=iteration, num_updates=num_updates, eval_history=eval_history)
+            counters = dict(global_step=global_step, iteration=iteration, num_updates=num_updates,
+                            eval_history=eval_history, envs=env_state(envs, obs))  # fmt: skip
             finite.last_checkpoint = save_checkpoint(f"{log.run_dir}/checkpoint.pt", args, run_name, state, counters)
         if stop and iteration < num_iterations:  # (stopped in its last iteration, the run is complete)
             print(f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
@@ -640,6 +643,65 @@ class ReplayBuffer:
         self.ptr, self.size = state["ptr"], state["size"]
         for buf, x in zip(self.data, state["data"]):
             buf[: self.size] = x.to(self.device)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The training envs' state, saved with a checkpoint so that a resumed run steps them on as the uninterrupted run would
+
+
+def simulator_arrays(data) -> dict:
+    """Every array of a MuJoCo MjData by name: the state (qpos, qvel, act, warm start, ...) and what the last step
+    derived from it (body positions, which the next step's reward reads: Ant's and Humanoid's x velocity)."""
+    return {k: getattr(data, k) for k in dir(data) if not k.startswith("_") and isinstance(getattr(data, k), np.ndarray)}
+
+
+def time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:
+    while isinstance(env, gym.Wrapper) and not isinstance(env, gym.wrappers.TimeLimit):
+        env = env.env
+    return env if isinstance(env, gym.wrappers.TimeLimit) else None
+
+
+def env_state(envs, obs: np.ndarray) -> dict:
+    """The observations acted on next, and per sub-env its simulator (a MuJoCo env's arrays, a classic-control env's
+    `state`), its step in the episode and its random generator (which draws the next episode's start), and the
+    running episode returns and lengths. Empty for an env of another kind: a resumed run restarts its episodes."""
+    subs = []
+    for env in envs.unwrapped.envs:
+        base = env.unwrapped
+        if hasattr(base, "data") and hasattr(base, "model"):  # MuJoCo
+            sim = {k: torch.from_numpy(v.copy()) for k, v in simulator_arrays(base.data).items()}
+            sim["time"] = float(base.data.time)
+        elif isinstance(getattr(base, "state", None), np.ndarray):
+            sim = {"state": torch.from_numpy(base.state.copy())}
+        else:
+            return {}
+        steps = time_limit(env)._elapsed_steps if time_limit(env) else None
+        subs.append({"sim": sim, "steps": steps, "rng": base.np_random.bit_generator.state})
+    return {"subs": subs, "obs": torch.from_numpy(obs.copy()), "returns": torch.from_numpy(envs.episode_returns.copy()),
+            "lengths": torch.from_numpy(envs.episode_lengths.copy())}
+
+
+def restore_env_state(envs, saved: Optional[dict], obs: np.ndarray) -> np.ndarray:
+    """Puts the envs back as env_state found them and returns the observations to act on; without a saved state
+    (an env of another kind), the fresh episodes' observations `obs`."""
+    if not saved or len(saved["subs"]) != envs.num_envs:
+        return obs
+    for env, sub in zip(envs.unwrapped.envs, saved["subs"]):
+        base = env.unwrapped
+        if "state" in sub["sim"]:
+            base.state = sub["sim"]["state"].numpy().copy()
+        else:
+            arrays = simulator_arrays(base.data)
+            for k, v in sub["sim"].items():  # (arrays sized by this step's contacts are rebuilt by the next step)
+                if k in arrays and arrays[k].shape == tuple(v.shape) and arrays[k].flags.writeable:
+                    arrays[k][...] = v.numpy()
+            base.data.time = sub["sim"]["time"]
+        if time_limit(env):
+            time_limit(env)._elapsed_steps = sub["steps"]
+        base.np_random.bit_generator.state = sub["rng"]
+    envs.episode_returns[:] = saved["returns"].numpy()
+    envs.episode_lengths[:] = saved["lengths"].numpy()
+    return saved["obs"].numpy().copy()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

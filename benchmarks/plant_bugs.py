@@ -79,6 +79,8 @@ TARGETED = [
     ("loading: a checkpoint unpickled with weights_only=False", A, "ckpt = torch.load(path, map_location=\"cpu\", weights_only=True, mmap=mmap)", "ckpt = torch.load(path, map_location=\"cpu\", weights_only=False, mmap=mmap)", ["tests/test_loading_is_data.py"]),
     ("write: a failed write leaves its temp file", D, "        with suppress(OSError):\n            os.remove(f\"{path}.tmp\")\n", "", ["tests/test_loading_is_data.py"]),
     ("write: non-finite weights written", S, "    if bad := non_finite({k: v for k, v in obj.items() if k != \"buffer\"}):", "    if bad := []:", ["tests/test_loading_is_data.py"]),
+    ("resume: the envs restart their episodes", S, "        obs = restore_env_state(envs, ckpt.get(\"envs\"), obs)\n", "        pass\n", ["tests/test_exact_resume.py"]),
+    ("resume: the envs' random generators not restored", A, "        base.np_random.bit_generator.state = sub[\"rng\"]\n", "", ["tests/test_exact_resume.py"]),
     ("gpu_run.sh: stages stopped with SIGTERM, never killed", "benchmarks/gpu_run.sh", "timeout -s INT -k \"$KILL_AFTER\" \"$cap\" \"$@\"", "timeout \"$cap\" \"$@\"", ["tests/test_gpu_run.py"]),
 ]
 

@@ -86,7 +86,8 @@ def test_checkpoint_holds_the_buffers_transitions_not_its_capacity(script, tmp_p
     buffer_bytes = os.path.getsize(out["checkpoint"]) - os.path.getsize(tmp_path / "without_buffer.pt")
     obs_dim, act_dim = 11, 3  # Hopper-v4
     held = 100 * (2 * obs_dim + act_dim + 2) * 4  # s, a, r, s', done as float32
-    assert held <= buffer_bytes < 1.5 * held + 8192, f"{buffer_bytes} bytes for {held} bytes of transitions"
+    # (give or take the few bytes by which the pickle and the zip records of the two files differ)
+    assert held - 256 <= buffer_bytes < 1.5 * held + 8192, f"{buffer_bytes} bytes for {held} bytes of transitions"
 
 
 def assert_same(restored, saved, what):
