@@ -994,11 +994,11 @@ class RunLog:
                 reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
                 raise RunError(f"--track could not start Weights & Biases ({reason}): run `wandb login`, or set "
                                "WANDB_MODE=offline") from None
-        try:
+        try:  # (a run folder that cannot be made or written: a file in its way, no permission, a full disk)
             os.makedirs(self.run_dir, exist_ok=True)
+            self.writer = SummaryWriter(self.run_dir, purge_step=global_step + 1 if resumed else None)
         except OSError as e:
-            raise RunError(f"cannot create the run folder {self.run_dir}: {e.strerror}") from None
-        self.writer = SummaryWriter(self.run_dir, purge_step=global_step + 1 if resumed else None)
+            raise RunError(f"cannot write to the run folder {self.run_dir}: {e.strerror or e}") from None
         if not resumed:
             table = "\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])
             self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")

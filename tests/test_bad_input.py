@@ -124,3 +124,12 @@ def test_options_that_would_fail_late_or_silently_are_refused_first(script, erro
 def test_a_replay_buffer_larger_than_memory_is_one_line(script, error, name, tiny):
     with pytest.raises(error, match=r"cannot hold a replay buffer of 10000000000000 transitions \(.* GiB\) on cpu"):
         script.ReplayBuffer(10**13, 11, 3, torch.device("cpu"))
+
+
+@SCRIPTS
+def test_a_run_folder_that_cannot_be_written_is_one_line(script, error, name, tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("runs")
+    (tmp_path / "runs" / "taken").write_text("a file where the run folder would go")
+    with pytest.raises(error, match="cannot write to the run folder runs/taken: File exists"):
+        script.RunLog(script.Args(**tiny), "taken", 0, False, "headline", "cpu")
