@@ -652,7 +652,8 @@ class ReplayBuffer:
 def simulator_arrays(data) -> dict:
     """Every array of a MuJoCo MjData by name: the state (qpos, qvel, act, warm start, ...) and what the last step
     derived from it (body positions, which the next step's reward reads: Ant's and Humanoid's x velocity)."""
-    return {k: getattr(data, k) for k in dir(data) if not k.startswith("_") and isinstance(getattr(data, k), np.ndarray)}
+    names = [k for k in dir(data) if not k.startswith("_")]
+    return {k: getattr(data, k) for k in names if isinstance(getattr(data, k), np.ndarray)}
 
 
 def time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:
@@ -675,7 +676,7 @@ def env_state(envs, obs: np.ndarray) -> dict:
             sim = {"state": torch.from_numpy(base.state.copy())}
         else:
             return {}
-        steps = time_limit(env)._elapsed_steps if time_limit(env) else None
+        steps = limit._elapsed_steps if (limit := time_limit(env)) else None
         subs.append({"sim": sim, "steps": steps, "rng": base.np_random.bit_generator.state})
     return {"subs": subs, "obs": torch.from_numpy(obs.copy()), "returns": torch.from_numpy(envs.episode_returns.copy()),
             "lengths": torch.from_numpy(envs.episode_lengths.copy())}
@@ -696,8 +697,8 @@ def restore_env_state(envs, saved: Optional[dict], obs: np.ndarray) -> np.ndarra
                 if k in arrays and arrays[k].shape == tuple(v.shape) and arrays[k].flags.writeable:
                     arrays[k][...] = v.numpy()
             base.data.time = sub["sim"]["time"]
-        if time_limit(env):
-            time_limit(env)._elapsed_steps = sub["steps"]
+        if limit := time_limit(env):
+            limit._elapsed_steps = sub["steps"]
         base.np_random.bit_generator.state = sub["rng"]
     envs.episode_returns[:] = saved["returns"].numpy()
     envs.episode_lengths[:] = saved["lengths"].numpy()

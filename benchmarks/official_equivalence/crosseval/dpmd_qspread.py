@@ -23,8 +23,9 @@ a = p.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(0)
 
-# (our own study checkpoints of format v3, which hold numpy's RNG state as an object: never a file from others)
-ckpts = {path: torch.load(path, map_location="cpu", weights_only=False) for path in a.ours}
+# data only: tensors, plain types and numpy arrays (the 2026-11 studies' v3 checkpoints hold numpy's RNG state)
+with torch.serialization.safe_globals([np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]):
+    ckpts = {path: torch.load(path, map_location="cpu", weights_only=True) for path in a.ours}
 states = []
 for c in ckpts.values():  # uniform over each buffer, as replay samples
     buf = c["buffer"]

@@ -8,8 +8,9 @@ import sdac_continuous_action as S
 torch.set_num_threads(1)
 device = torch.device("cpu")
 for path in sys.argv[1:]:
-    # (our own study checkpoints of format v3, which hold numpy's RNG state as an object: never a file from others)
-    ck = torch.load(path, weights_only=False, map_location="cpu")
+    # data only: tensors, plain types and numpy arrays (the 2026-11 studies' v3 checkpoints hold numpy's RNG state)
+    with torch.serialization.safe_globals([np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]):
+        ck = torch.load(path, weights_only=True, map_location="cpu")
     args = S.Args(**{k: v for k, v in ck["args"].items() if k in S.Args.__dataclass_fields__})
     args.cuda = False
     sched = S.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
