@@ -79,8 +79,15 @@ class ToyError(Exception):
 
 
 def validate_args(args: Args) -> None:
-    for name in ["dim", "diffusion_steps", "batch_size", "epochs", "steps_per_epoch", "num_reverse_samples",
-                 "langevin_steps"]:  # fmt: skip
+    for name in [
+        "dim",
+        "diffusion_steps",
+        "batch_size",
+        "epochs",
+        "steps_per_epoch",
+        "num_reverse_samples",
+        "langevin_steps",
+    ]:
         if getattr(args, name) < 1:
             raise ToyError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.num_samples < 2:
@@ -114,16 +121,20 @@ def mixture_from_args(args: Args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     elif len(args.covs) in (d * d, J * d * d):
         covs = np.broadcast_to(np.array(args.covs, dtype=np.float64).reshape(-1, d, d), (J, d, d)).copy()
     else:
-        raise ToyError(f"--covs takes d*d = {d * d} numbers (one matrix for every component) or {J * d * d} (one per "
-                       f"component), got {len(args.covs)}")  # fmt: skip
+        raise ToyError(
+            f"--covs takes d*d = {d * d} numbers (one matrix for every component) or {J * d * d} (one per "
+            f"component), got {len(args.covs)}"
+        )
     if not (np.isfinite(means).all() and np.isfinite(covs).all()):
         raise ToyError("--means and --covs must be finite numbers")
     for j, c in enumerate(covs):
         if np.abs(c - c.T).max() > 1e-9 * max(1.0, np.abs(c).max()):
             raise ToyError(f"the covariance of component {j + 1} is not symmetric: {c.tolist()}")
         if np.linalg.eigvalsh(c).min() <= 1e-9 * max(1.0, np.abs(c).max()):
-            raise ToyError(f"the covariance of component {j + 1} is not positive definite (smallest eigenvalue "
-                           f"{np.linalg.eigvalsh(c).min():.3g}): {c.tolist()}")  # fmt: skip
+            raise ToyError(
+                f"the covariance of component {j + 1} is not positive definite (smallest eigenvalue "
+                f"{np.linalg.eigvalsh(c).min():.3g}): {c.tolist()}"
+            )
     return means, weights, covs
 
 
@@ -250,8 +261,13 @@ class EpsNetwork(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 128, t_dim: int = 16):
         super().__init__()
         self.register_buffer("freqs", torch.exp(-math.log(1000) * torch.arange(t_dim // 2) / (t_dim // 2 - 1)))
-        self.net = nn.Sequential(nn.Linear(dim + t_dim, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU(),
-                                 nn.Linear(hidden, dim))  # fmt: skip
+        self.net = nn.Sequential(
+            nn.Linear(dim + t_dim, hidden),
+            nn.LeakyReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(),
+            nn.Linear(hidden, dim),
+        )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         f = t.float()[:, None] * self.freqs
@@ -280,8 +296,15 @@ def rssm_weights(log_p0: torch.Tensor, K: int, normalization: str) -> torch.Tens
     return (torch.softmax(log_p0.view(-1, K), 1) * K).view(-1)
 
 
-def rssm_loss(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, sched: Schedule, log_density: Callable, K: int,
-              normalization: str = "batch"):  # fmt: skip
+def rssm_loss(
+    model: nn.Module,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    sched: Schedule,
+    log_density: Callable,
+    K: int,
+    normalization: str = "batch",
+):
     """Eq. 36: E_{x_t ~ p~, x0_tilde ~ q~(.|x_t)} [p0(x0_tilde) || eps_theta(x_t, t) - eps ||^2], x0_tilde by eq. 17."""
     abar = sched.abar[t][:, None].repeat_interleave(K, 0)
     x_t, t = x_t.repeat_interleave(K, 0), t.repeat_interleave(K, 0)
@@ -368,7 +391,9 @@ def run(args: Args) -> dict:
     results = {"true samples": {**score_samples(gmm.sample(args.num_samples), gmm, args), "seconds": 0.0}}
     losses = {
         f"RSSM, p~ = N(0, {std**2:g}I)": rssm_method(args, gmm, sched, lambda n: std * torch.randn(n, d)),
-        f"RSSM, p~ = Unif([-{b:g}, {b:g}]^{d})": rssm_method(args, gmm, sched, lambda n: (2 * torch.rand(n, d) - 1) * b),
+        f"RSSM, p~ = Unif([-{b:g}, {b:g}]^{d})": rssm_method(
+            args, gmm, sched, lambda n: (2 * torch.rand(n, d) - 1) * b
+        ),
         "DSM (true samples)": dsm,
     }
     for name, loss_fn in losses.items():
@@ -394,9 +419,11 @@ def print_table(results: dict, args: Args) -> None:
     print(f"| target | {' | '.join(f'{w:.3f}' for w in args.weights)} | 0 | - |")
     for name, r in results.items():
         print(f"| {name} | {' | '.join(f'{w:.3f}' for w in r['weights'])} | {r['mmd2']:.2e} | {r['seconds']:.1f} |")
-    print(f"\nMMD^2: Gaussian kernels of bandwidths {', '.join(f'{b:g}' for b in args.mmd_bandwidths)} x "
-          f"{mode_radius(gmm):.3g} (a mode's RMS radius), the target's terms exact, {args.num_samples} samples per method; "
-          "unbiased, so 'true samples' (a fresh draw of the target) shows its noise around 0.")  # fmt: skip
+    print(
+        f"\nMMD^2: Gaussian kernels of bandwidths {', '.join(f'{b:g}' for b in args.mmd_bandwidths)} x "
+        f"{mode_radius(gmm):.3g} (a mode's RMS radius), the target's terms exact, {args.num_samples} samples per method; "
+        "unbiased, so 'true samples' (a fresh draw of the target) shows its noise around 0."
+    )
 
 
 def plot(results: dict, path: str, lim: float) -> None:
@@ -408,8 +435,9 @@ def plot(results: dict, path: str, lim: float) -> None:
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(4 * len(results), 4.4))
-    grid = fig.add_gridspec(2, 2 * len(results), width_ratios=[4, 1] * len(results), height_ratios=[1, 4],
-                            hspace=0.05, wspace=0.05)  # fmt: skip
+    grid = fig.add_gridspec(
+        2, 2 * len(results), width_ratios=[4, 1] * len(results), height_ratios=[1, 4], hspace=0.05, wspace=0.05
+    )
     for k, (name, r) in enumerate(results.items()):
         x = r["samples"].numpy()
         title = f"{name}\nweights {', '.join(f'{w:.2f}' for w in r['weights'])}"

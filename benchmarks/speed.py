@@ -120,7 +120,10 @@ def warmup_step_ms(module, env_id: str, num_envs: int, device: torch.device, ste
     for _ in range(steps):
         actions = np.random.uniform(-1, 1, (num_envs, act_dim)).astype(np.float32)
         next_obs, rewards, terminations, _, infos = envs.step(actions * scale + bias)
-        rb.add(obs, actions, rewards, module.final_observations(next_obs, infos), terminations)
+        real_next_obs = next_obs.copy()  # as train() stores it: the true s' where an episode ended
+        for i in np.flatnonzero(infos.get("_final_obs", [])):
+            real_next_obs[i] = infos["final_obs"][i]
+        rb.add(obs, actions, rewards, real_next_obs, terminations)
         obs = next_obs
     envs.close()
     return (time.perf_counter() - start) / steps * 1000

@@ -21,10 +21,10 @@ COMMON = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16,
               eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
 SCRIPTS = pytest.mark.parametrize(
     "script, error, name, tiny",
-    [pytest.param(sdac, sdac.RunError, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
+    [pytest.param(sdac, SystemExit, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
                                                      lambda_update_interval=10), id="sdac"),
-     pytest.param(sac, sac.RunError, "SAC", COMMON, id="sac"),
-     pytest.param(dpmd, dpmd.RunError, "DPMD", dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
+     pytest.param(sac, SystemExit, "SAC", COMMON, id="sac"),
+     pytest.param(dpmd, SystemExit, "DPMD", dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
                   id="dpmd")],
 )  # fmt: skip
 
@@ -70,7 +70,7 @@ def test_unbounded_action_space_is_rejected(script, error, name, tiny, tmp_path,
 def test_bad_checkpoints_get_clear_errors(script, error, name, tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(error, match=f"^garbage.pt is not a checkpoint of {name}: not a file torch.save wrote"):
+    with pytest.raises(error, match=f"^error: garbage.pt is not a checkpoint of {name}: not a file torch.save wrote"):
         script.train(script.Args(**tiny, resume="garbage.pt"))
     other = "sac" if script is sdac else "sdac"  # another script's checkpoint
     torch.save({"format": f"{other}-checkpoint-v4"}, tmp_path / "other.pt")
@@ -132,4 +132,4 @@ def test_a_run_folder_that_cannot_be_written_is_one_line(script, error, name, ti
     os.makedirs("runs")
     (tmp_path / "runs" / "taken").write_text("a file where the run folder would go")
     with pytest.raises(error, match="cannot write to the run folder runs/taken: File exists"):
-        script.RunLog(script.Args(**tiny), "taken", 0, False, "headline", "cpu")
+        script.open_logs(script.Args(**tiny), "taken", "runs/taken", 0, resumed=False)

@@ -134,7 +134,7 @@ def test_soft_update_is_one_fused_lerp():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where CUDA is missing")
-@pytest.mark.parametrize("module, error", [(sdac, sdac.RunError), (sac, sac.RunError)])
+@pytest.mark.parametrize("module, error", [(sdac, SystemExit), (sac, SystemExit)])
 def test_cudagraphs_without_cuda_is_a_clear_error(module, error):
     with pytest.raises(error, match="--cudagraphs needs a CUDA GPU"):
         module.validate_args(module.Args(env_id="Hopper-v4", cudagraphs=True))

@@ -138,7 +138,7 @@ def test_a_no_cuda_run_renders_with_osmesa_even_where_cuda_exists(cuda, expected
     monkeypatch.delenv("MUJOCO_GL")  # unset: later tests' subprocesses must not inherit osmesa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(sdac.gym, "make", lambda *a, **k: (_ for _ in ()).throw(sdac.gym.error.Error("no env")))
-    with pytest.raises(sdac.RunError, match="cannot create env"):
+    with pytest.raises(SystemExit, match="cannot create env"):
         sdac.check_env("Hopper-v4", render=True, cuda=cuda)
     assert os.environ["MUJOCO_GL"] == expected
 
@@ -149,7 +149,7 @@ def test_a_gl_library_that_does_not_load_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     error = AttributeError("'NoneType' object has no attribute 'glGetError'")
     monkeypatch.setattr(sdac.gym, "make", lambda *a, **k: (_ for _ in ()).throw(error))
-    with pytest.raises(sdac.RunError, match=r"cannot create env 'Hopper-v4': 'NoneType' .*'glGetError' \(MuJoCo could "
+    with pytest.raises(SystemExit, match=r"cannot create env 'Hopper-v4': 'NoneType' .*'glGetError' \(MuJoCo could "
                                             r"not load the GL library MUJOCO_GL=osmesa names: unset it or install it\)"):
         sdac.check_env("Hopper-v4")
 

@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import dpmd_continuous_action
 import sac_continuous_action
@@ -44,19 +45,23 @@ gym.register("CountingEnv-v0", entry_point=CountingEnv, max_episode_steps=5, dis
 
 
 @SCRIPTS
-def test_final_observations_and_flags_reach_the_replay_buffer(script):
-    n, CountingEnv.created = 3, 0
-    envs = script.make_vector_env("CountingEnv-v0", n)
+def test_final_observations_flags_and_episodes_in_a_run(script, tmp_path, monkeypatch):
+    """train() on CountingEnv: its replay buffer read back from the final checkpoint, its episodes from TensorBoard."""
+    monkeypatch.chdir(tmp_path)
+    n, steps, CountingEnv.created = 3, 40, 0  # check_env's env is 0, the training envs 1..n
+    tiny = dict(env_id="CountingEnv-v0", num_envs=n, total_timesteps=n * steps, learning_starts=n * steps - 1,
+                batch_size=8, buffer_size=1000, cuda=False, eval_interval=0, eval_episodes=1,
+                checkpoint_interval=n * steps, checkpoint_buffer=True)  # fmt: skip
+    if script is sdac_continuous_action:
+        tiny.update(num_candidates=2, diffusion_steps=3, num_reverse_samples=4)
+    out = script.train(script.Args(**tiny))
+    buf = torch.load(out["checkpoint"], weights_only=True)["buffer"]
     rb = script.ReplayBuffer(1000, 3, 1, torch.device("cpu"))
-    obs, _ = envs.reset(seed=0)
-    episodes, steps = [], 40
-    for _ in range(steps):  # the same calls, in the same order, as the training loop
-        actions = np.zeros((n, 1), dtype=np.float32)
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-        episodes += script.finished_episodes(infos)
-        rb.add(obs, actions, rewards, script.final_observations(next_obs, infos), terminations)
-        obs = next_obs
-    envs.close()
+    rb.load_state_dict(buf)
+    acc = EventAccumulator(out["run_dir"], size_guidance={"scalars": 0})
+    acc.Reload()
+    lengths = [e.value for e in acc.Scalars("charts/episodic_length")]
+    episodes = list(zip([e.value for e in acc.Scalars("charts/episodic_return")], lengths))
 
     assert rb.size == n * steps, "every vector step stores num_envs real transitions"
     o, a, r, o2, done = (x.numpy() for x in rb.data)

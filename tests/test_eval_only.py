@@ -17,9 +17,9 @@ TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, l
             save_model=True)  # fmt: skip
 SCRIPTS = pytest.mark.parametrize(
     "script, error, tiny",
-    [pytest.param(sdac, sdac.RunError, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"),
-     pytest.param(sac, sac.RunError, TINY, id="sac"),
-     pytest.param(dpmd, dpmd.RunError, dict(TINY, num_candidates=2, diffusion_steps=3), id="dpmd")],
+    [pytest.param(sdac, SystemExit, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"),
+     pytest.param(sac, SystemExit, TINY, id="sac"),
+     pytest.param(dpmd, SystemExit, dict(TINY, num_candidates=2, diffusion_steps=3), id="dpmd")],
 )  # fmt: skip
 
 

@@ -38,19 +38,20 @@ def test_a_stopped_and_resumed_run_ends_as_the_uninterrupted_one(script, tmp_pat
                            **extra, **kw)  # fmt: skip
 
     straight = script.train(args("straight"))
-    real = script.final_observations
+    real = script.crossed
     for name, iteration in [("warmup", 10), ("training", 30), ("evaluation", 25)]:  # steps 20, 60, 50
         stop, calls = [], []
 
-        def signal_at(next_obs, infos):  # called once per iteration: Ctrl-C arrives during this one
-            calls.append(1)
-            if len(calls) == iteration:
-                stop.append("SIGINT")
-            return real(next_obs, infos)
+        def signal_at(step, interval, num_envs):  # the log check, once per iteration: Ctrl-C arrives during this one
+            if interval == 20:
+                calls.append(1)
+                if len(calls) == iteration:
+                    stop.append("SIGINT")
+            return real(step, interval, num_envs)
 
-        monkeypatch.setattr(script, "final_observations", signal_at)
+        monkeypatch.setattr(script, "crossed", signal_at)
         stopped = script.train(args(name), stop)
-        monkeypatch.setattr(script, "final_observations", real)
+        monkeypatch.setattr(script, "crossed", real)
         assert stopped["stopped"] and stopped["global_step"] == 2 * iteration
         resumed = script.train(args(name, resume=stopped["checkpoint"]))
         assert resumed["eval_history"] == straight["eval_history"], name

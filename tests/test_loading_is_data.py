@@ -62,10 +62,10 @@ def test_a_payload_in_a_real_checkpoint_does_not_run(trained, tmp_path):
     (model,) = glob.glob(f"{out['run_dir']}/*_model")
     for source, name in [(out["checkpoint"], "ckpt.pt"), (model, "model.pt")]:
         torch.save({**torch.load(source, weights_only=True), "extra": Payload(tmp_path / "marker")}, tmp_path / name)
-    with pytest.raises(script.RunError, match="holds objects other than tensors and plain data, which are not loaded"):
+    with pytest.raises(SystemExit, match="holds objects other than tensors and plain data, which are not loaded"):
         script.train(tiny(script, total_timesteps=200, resume=str(tmp_path / "ckpt.pt")))
     for name in ("ckpt.pt", "model.pt"):
-        with pytest.raises(script.RunError, match="could run code"):
+        with pytest.raises(SystemExit, match="could run code"):
             script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / name)))
     assert not (tmp_path / "marker").exists(), "the payload ran"
     proc = subprocess.run([sys.executable, script.__file__, "--resume", str(tmp_path / "ckpt.pt")], cwd=tmp_path,
@@ -83,14 +83,14 @@ def test_a_saved_model_of_another_algorithm_is_refused_by_name(trained, tmp_path
         name = other.ALGORITHM
         torch.save({**saved, "format": f"{name.lower()}-model-v1"}, tmp_path / "tagged.pt")
         refused = f"is a model of {name}, not of {script.ALGORITHM}: use {name.lower()}_continuous_action.py"
-        with pytest.raises(script.RunError, match=refused):
+        with pytest.raises(SystemExit, match=refused):
             script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / "tagged.pt")))
     # an untagged model (written before the tag), of another algorithm: known by options this script lacks
     other = dpmd if script is sdac else sdac
     foreign = {k: v for k, v in saved.items() if k != "format"}
     foreign["args"] = {**saved["args"], **{f: 1 for f in vars(other.Args()) if f not in vars(script.Args())}}
     torch.save(foreign, tmp_path / "untagged.pt")
-    with pytest.raises(script.RunError, match=f"a saved model of another algorithm than {script.ALGORITHM}"):
+    with pytest.raises(SystemExit, match=f"a saved model of another algorithm than {script.ALGORITHM}"):
         script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / "untagged.pt")))
     mine = {k: v for k, v in saved.items() if k != "format"}  # an untagged model of this algorithm still evaluates
     torch.save(mine, tmp_path / "mine.pt")
@@ -105,11 +105,11 @@ def test_non_finite_weights_are_never_evaluated_or_written(trained, tmp_path):
     saved = torch.load(model, weights_only=True)
     saved["qf"] = {k: v.fill_(float("nan")) if k.endswith("bias") else v for k, v in saved["qf"].items()}
     torch.save(saved, tmp_path / "nan.pt")
-    with pytest.raises(script.RunError, match="nan.pt holds non-finite values in qf: no policy to evaluate"):
+    with pytest.raises(SystemExit, match="nan.pt holds non-finite values in qf: no policy to evaluate"):
         script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / "nan.pt")))
     before = os.path.getmtime(out["checkpoint"]), open(out["checkpoint"], "rb").read()
     diverged = {**torch.load(out["checkpoint"], weights_only=True), "qf": saved["qf"]}
-    with pytest.raises(script.RunError, match="non-finite values in qf: checkpoint not written to .*the one there is from"):
+    with pytest.raises(SystemExit, match="non-finite values in qf: checkpoint not written to .*the one there is from"):
         script.write(diverged, out["checkpoint"], "checkpoint")
     assert (os.path.getmtime(out["checkpoint"]), open(out["checkpoint"], "rb").read()) == before
 
@@ -126,9 +126,9 @@ def test_a_failed_write_leaves_no_partial_file_and_keeps_the_last_checkpoint(tra
 
     monkeypatch.setattr(torch, "save", full_disk)
     failed = r"cannot write checkpoint .*checkpoint.pt \(\[enforce fail.*; the one there is from before"
-    with pytest.raises(script.RunError, match=failed):
+    with pytest.raises(SystemExit, match=failed):
         script.write(torch.load(out["checkpoint"], weights_only=True), out["checkpoint"], "checkpoint")
     assert open(out["checkpoint"], "rb").read() == before and not os.path.exists(out["checkpoint"] + ".tmp")
     monkeypatch.undo()
-    with pytest.raises(script.RunError, match=r"cannot write model gone/m.pt \(.*\); none was written before"):
+    with pytest.raises(SystemExit, match=r"cannot write model gone/m.pt \(.*\); none was written before"):
         script.write({"x": torch.ones(2)}, "gone/m.pt", "model")  # a run folder deleted under the run

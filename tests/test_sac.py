@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sac_continuous_action import (
-    Actor, Args, RunError, actor_loss_fn, alpha_loss_fn, tanh_gaussian_log_prob, train, validate_args,
+    Actor, Args, actor_loss_fn, alpha_loss_fn, tanh_gaussian_log_prob, train, validate_args,
 )  # fmt: skip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,7 +131,7 @@ def test_fixed_alpha_stays_and_cleanrl_protocol_runs(tmp_path, monkeypatch):
     ],
 )
 def test_invalid_arguments_get_clear_errors(change, message):
-    with pytest.raises(RunError, match=message):
+    with pytest.raises(SystemExit, match=message):
         validate_args(Args(**{**TINY, **change}))
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sdac_continuous_action import Args, RunError, train, validate_args
+from sdac_continuous_action import Args, train, validate_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -52,7 +52,7 @@ def test_resume_without_buffer_refills_before_updating(tmp_path, monkeypatch, ca
     ],
 )
 def test_invalid_arguments_get_clear_errors(change, message):
-    with pytest.raises(RunError, match=message.replace("(", r"\(")):
+    with pytest.raises(SystemExit, match=message.replace("(", r"\(")):
         validate_args(Args(**{**TINY, **change}))
 
 

@@ -12,8 +12,8 @@ import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
 SCRIPTS = pytest.mark.parametrize("script, error, extra", [
-    pytest.param(sdac, sdac.RunError, ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"], id="sdac"),
-    pytest.param(sac, sac.RunError, [], id="sac")])  # fmt: skip
+    pytest.param(sdac, SystemExit, ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"], id="sdac"),
+    pytest.param(sac, SystemExit, [], id="sac")])  # fmt: skip
 
 
 @SCRIPTS
@@ -38,7 +38,7 @@ def test_track_without_wandb_is_a_one_line_error(script, error, extra, monkeypat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb now raises ImportError
     with pytest.raises(error, match="--track needs wandb: pip install wandb"):
-        script.RunLog(script.Args(track=True), "run", 0, False, "headline", "cpu")
+        script.open_logs(script.Args(track=True), "run", "runs/run", 0, resumed=False)
     assert not os.path.exists("runs"), "nothing written"
 
 
@@ -58,4 +58,4 @@ def test_track_that_cannot_start_wandb_is_a_one_line_error(script, error, extra,
     monkeypatch.setitem(sys.modules, "wandb", fake)
     message = r"--track could not start Weights & Biases \(RuntimeError: api_key not configured .*\): run `wandb login`"
     with pytest.raises(error, match=message + ", or set WANDB_MODE=offline"):
-        script.RunLog(script.Args(track=True), "run", 0, False, "headline", "cpu")
+        script.open_logs(script.Args(track=True), "run", "runs/run", 0, resumed=False)

@@ -18,10 +18,13 @@ for it in range(N):
     global_step += 1
     actions = act(it, obs)
     next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)   # :576
-    for ep_return, ep_length in S.finished_episodes(infos):   # :577
-        eps.append((global_step, ep_return, ep_length))
+    for i in np.flatnonzero(infos.get("_episode", [])):   # train()'s episode logging
+        eps.append((global_step, float(infos["episode"]["r"][i]), int(infos["episode"]["l"][i])))
     raw.append((terminations[0], truncations[0]))
-    rb.add(obs, actions, rewards, S.final_observations(next_obs, infos), terminations)  # :583
+    real_next_obs = next_obs.copy()  # train(): the true s' where an episode ended
+    for i in np.flatnonzero(infos.get("_final_obs", [])):
+        real_next_obs[i] = infos["final_obs"][i]
+    rb.add(obs, actions, rewards, real_next_obs, terminations)
     obs = next_obs                                                                           # :584
 n = rb.size
 d = rb.data
