@@ -4,7 +4,6 @@
 # towards a target entropy of -d. Docs: docs/sac.md.
 import math
 import os
-import pickle
 import random
 import signal
 import sys
@@ -311,7 +310,9 @@ def saved_policy(saved: dict, args: Args, obs_dim: int, act_dim: int, device) ->
 
 def train(args: Args, stop: Sequence[str] = ()) -> dict:
     """One run. A signal's name in `stop` ends it after the current iteration, with a checkpoint to resume from."""
-    scale, bias, ckpt = check_run(args)  # bad input fails here, before anything is written
+    validate_args(args)  # bad input fails here, before anything is written
+    scale, bias = check_env(args.env_id, render=args.capture_video, cuda=args.cuda)
+    ckpt = load_checkpoint(args.resume, args) if args.resume else None
     run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
     # seeding
@@ -417,7 +418,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
             tqdm.write(f"global_step={global_step}, eval_return={returns.mean():.1f} +- {returns.std():.1f}")
             pbar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
             if frames:
-                write_video(f"videos/{run_name}/eval_step{global_step}.mp4", frames, eval_envs.metadata["render_fps"])
+                write_video(f"videos/{run_name}/eval_step{global_step}.mp4", frames, eval_envs)
 
         if crossed(global_step, args.checkpoint_interval, args.num_envs) or stop:
             check_finite(metrics, global_step, last_checkpoint)
@@ -462,45 +463,35 @@ def make_vector_env(env_id: str, num_envs: int, render_first: bool = False) -> g
 
 
 def check_env(env_id: str, render: bool = False, cuda: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Makes the env once, before anything is written. Returns the scale and bias of the actions: the policy acts in
-    [-1, 1]^d, the env gets a * scale + bias (RescaleAction would clip a, and the rewards' control cost sees it)."""
-    if render:  # MuJoCo reads MUJOCO_GL at its import: without a display, EGL for a run on the GPU, else OSMesa
-        if not os.environ.get("DISPLAY"):
-            os.environ.setdefault("MUJOCO_GL", "egl" if cuda and torch.cuda.is_available() else "osmesa")
-        try:
-            env = gym.make(env_id, render_mode="rgb_array")
-            env.reset(seed=0)
-            env.render()
-            env.close()
-        except gym.error.Error:
-            pass  # not a rendering problem: said below
-        except Exception as e:  # noqa: BLE001 - whatever the GL library raises, the advice is the same
-            gl = f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}, {type(e).__name__}"
-            raise SystemExit(
-                f"error: --capture-video cannot render {env_id} off-screen ({gl}): install OSMesa "
-                "(Debian: libosmesa6) and set MUJOCO_GL=osmesa, or EGL (libegl1) with MUJOCO_GL=egl"
-            )
+    """Makes the env (and a frame, to render) before anything is written. Returns the actions' scale and bias: the
+    policy acts in [-1, 1]^d, the env gets a * scale + bias (RescaleAction would clip a; the control cost sees it)."""
+    if render and not os.environ.get("DISPLAY"):  # MuJoCo reads it at import: EGL for a run on the GPU, else OSMesa
+        os.environ.setdefault("MUJOCO_GL", "egl" if cuda and torch.cuda.is_available() else "osmesa")
     try:
-        env = gym.make(env_id)
-    except (gym.error.Error, ImportError, RuntimeError, AttributeError) as e:  # the last three: MuJoCo's import
+        env = gym.make(env_id, **({"render_mode": "rgb_array"} if render else {}))
+        env.reset(seed=0)
+        if render:
+            env.render()
+        env.close()
+    except Exception as e:  # noqa: BLE001 - an unknown id, or what MuJoCo's import or GL library raises
+        what = "--capture-video cannot render" if render and not isinstance(e, gym.error.Error) else "cannot create"
         hint = " (Pusher-v4 needs mujoco < 3: use Pusher-v5)" if env_id == "Pusher-v4" else ""
-        if not isinstance(e, gym.error.Error) and os.environ.get("MUJOCO_GL"):  # e.g. osmesa without its library
-            hint = f" (MuJoCo could not load the GL library MUJOCO_GL={os.environ['MUJOCO_GL']} names: unset it or install it)"
-        raise SystemExit(f"error: cannot create env {env_id!r}: {e}{hint}") from None
-    env.close()
+        if (gl := os.environ.get("MUJOCO_GL")) and not isinstance(e, gym.error.Error):
+            hint = f" (MUJOCO_GL={gl}: install OSMesa (libosmesa6) for osmesa or EGL (libegl1) for egl, or unset it)"
+        raise SystemExit(f"error: {what} env {env_id!r}: {e}{hint}") from None
     space, obs_space = env.action_space, env.observation_space
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         raise SystemExit(f"error: {ALGORITHM} needs a flat Box observation space, got {obs_space}")
     if not isinstance(space, gym.spaces.Box):
         raise SystemExit(f"error: {ALGORITHM} needs a continuous (Box) action space, got {space}")
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+    if not (np.isfinite(low).all() and np.isfinite(high).all() and (high > low).all()):
         raise SystemExit(f"error: {ALGORITHM} needs a bounded Box action space with finite low < high, got {space}")
     return ((high - low) / 2).astype(np.float32), ((high + low) / 2).astype(np.float32)
 
 
 def validate_args(args: Args) -> None:
-    """Each option against its bound (below Args), then the combinations that cannot work."""
+    """Each option against its bound (below Args), then the combinations that cannot work; one line for the first."""
     checks = [(n, ">= 1", getattr(args, n) >= 1) for n in AT_LEAST_ONE]
     checks += [(n, ">= 0", getattr(args, n) >= 0) for n in NON_NEGATIVE]
     checks += [(n, "> 0", getattr(args, n) > 0) for n in POSITIVE]
@@ -514,10 +505,7 @@ def validate_args(args: Args) -> None:
     if args.exp_name in ("", ".", "..") or os.sep in args.exp_name:
         raise SystemExit(f"error: --exp-name must be a name, not a path (a folder in runs/), got {args.exp_name!r}")
     if args.learning_starts >= args.total_timesteps and not args.eval_only:
-        raise SystemExit(
-            f"error: --learning-starts ({args.learning_starts}) must be below --total-timesteps "
-            f"({args.total_timesteps}): the run would take random actions only and train nothing"
-        )
+        raise SystemExit(f"error: --learning-starts ({args.learning_starts}) must be below --total-timesteps")
     if not (0 < args.gamma <= 1 and 0 < args.tau <= 1):
         raise SystemExit(f"error: --gamma and --tau must be in (0, 1], got {args.gamma} and {args.tau}")
     if args.batch_size > args.buffer_size:
@@ -530,16 +518,9 @@ def validate_args(args: Args) -> None:
         raise SystemExit("error: --cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
 
 
-def check_run(args: Args) -> tuple[np.ndarray, np.ndarray, Optional[dict]]:
-    """The options, the env and the checkpoint to resume, before anything is written: scale, bias and checkpoint."""
-    validate_args(args)
-    scale, bias = check_env(args.env_id, render=args.capture_video, cuda=args.cuda)
-    return scale, bias, load_checkpoint(args.resume, args) if args.resume else None
-
-
 class ReplayBuffer:
-    """Transitions (s, a, r, s', done) packed in one [capacity, 2 obs_dim + act_dim + 2] tensor on the training
-    device: storing a vector step is one copy, sampling one gather; `data` views its columns as a Batch."""
+    """Transitions (s, a, r, s', done) in one [capacity, 2 obs_dim + act_dim + 2] tensor on the training device:
+    storing a vector step is one copy, sampling one gather; `data` views its columns as a Batch."""
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
         self.capacity, self.device, self.ptr, self.size = capacity, device, 0, 0
@@ -547,11 +528,8 @@ class ReplayBuffer:
         try:
             self.storage = torch.zeros(capacity, sum(self.widths), device=device)
         except (RuntimeError, OverflowError):  # (torch's out-of-memory error is a RuntimeError)
-            gib = capacity * sum(self.widths) * 4 / 2**30
-            raise SystemExit(
-                f"error: cannot hold a replay buffer of {capacity} transitions ({gib:.1f} GiB) on "
-                f"{device}: lower --buffer-size"
-            ) from None
+            size = f"{capacity} transitions ({capacity * sum(self.widths) * 4 / 2**30:.1f} GiB) on {device}"
+            raise SystemExit(f"error: cannot hold a replay buffer of {size}: lower --buffer-size") from None
         self.data = self.fields(self.storage)
 
     def fields(self, rows: torch.Tensor) -> Batch:
@@ -560,9 +538,9 @@ class ReplayBuffer:
 
     def add(self, obs, actions, rewards, next_obs, terminations) -> None:
         n = len(obs)
-        columns = [obs, actions, np.reshape(rewards, (n, 1)), next_obs, np.reshape(terminations, (n, 1))]
+        rows = np.concatenate([obs, actions, np.c_[rewards], next_obs, np.c_[terminations]], 1, dtype=np.float32)
         idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
-        self.storage[idx] = torch.from_numpy(np.concatenate(columns, axis=1, dtype=np.float32)).to(self.device)
+        self.storage[idx] = torch.from_numpy(rows).to(self.device)
         self.ptr, self.size = (self.ptr + n) % self.capacity, min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int) -> Batch:
@@ -583,9 +561,9 @@ def simulator_arrays(data) -> dict:
 
 
 def env_state(envs, obs: np.ndarray) -> dict:
-    """The training envs, for a resume that steps them on as the uninterrupted run would: per env its simulator (a
-    MuJoCo env's arrays, a classic-control env's `state`), its step in the episode and its random generator; the
-    running episode returns and lengths; the observations to act on. Empty for other envs (they restart)."""
+    """The training envs, so that a resumed run steps them on as the uninterrupted run would: per env its simulator
+    (MuJoCo's arrays, a classic-control `state`), its step in the episode (gym.make's outermost wrapper, TimeLimit) and
+    random generator; the running episode returns and lengths; the observations to act on. {} for other envs."""
     subs = []
     for env in envs.unwrapped.envs:
         base = env.unwrapped
@@ -596,8 +574,7 @@ def env_state(envs, obs: np.ndarray) -> dict:
             sim = {"state": torch.from_numpy(base.state.copy())}
         else:
             return {}
-        steps = getattr(env, "_elapsed_steps", None)  # (env is gym.make's outermost wrapper, its TimeLimit)
-        subs.append({"sim": sim, "steps": steps, "rng": base.np_random.bit_generator.state})
+        subs.append(dict(sim=sim, steps=getattr(env, "_elapsed_steps", None), rng=base.np_random.bit_generator.state))
     episodes = {k: torch.from_numpy(getattr(envs, f"episode_{k}").copy()) for k in ("returns", "lengths")}
     return {"subs": subs, "obs": torch.from_numpy(obs.copy()), **episodes}
 
@@ -607,15 +584,15 @@ def restore_env_state(envs, saved: Optional[dict], obs: np.ndarray) -> np.ndarra
     if not saved or len(saved["subs"]) != envs.num_envs:
         return obs
     for env, sub in zip(envs.unwrapped.envs, saved["subs"]):
-        base = env.unwrapped
-        if "state" in sub["sim"]:
-            base.state = sub["sim"]["state"].numpy().copy()
-        else:
+        base, sim = env.unwrapped, sub["sim"]
+        if "state" in sim:
+            base.state = sim["state"].numpy().copy()
+        else:  # (arrays sized by this step's contacts are rebuilt by the next step)
             arrays = simulator_arrays(base.data)
-            for k, v in sub["sim"].items():  # (arrays sized by this step's contacts are rebuilt by the next step)
-                if k in arrays and arrays[k].shape == tuple(v.shape) and arrays[k].flags.writeable:
-                    arrays[k][...] = v.numpy()
-            base.data.time = sub["sim"]["time"]
+            for k in arrays.keys() & sim.keys():
+                if arrays[k].shape == tuple(sim[k].shape) and arrays[k].flags.writeable:
+                    arrays[k][...] = sim[k].numpy()
+            base.data.time = sim["time"]
         if sub["steps"] is not None:
             env._elapsed_steps = sub["steps"]
         base.np_random.bit_generator.state = sub["rng"]
@@ -636,12 +613,11 @@ RESUMABLE_CHANGES = (  # the options a resumed run may change
 
 def non_finite(saved: dict) -> list[str]:
     """The entries of a checkpoint or saved model (tensors, or state dicts of them) that hold a NaN or inf."""
-    bad = []
-    for name, v in saved.items():
-        values = [v] if torch.is_tensor(v) else list(v.values()) if isinstance(v, dict) else []
-        if any(torch.is_tensor(x) and x.is_floating_point() and not x.isfinite().all() for x in values):
-            bad.append(name)
-    return bad
+    values = {
+        k: [v] if torch.is_tensor(v) else list(v.values()) if isinstance(v, dict) else [] for k, v in saved.items()
+    }
+    bad = lambda x: torch.is_tensor(x) and x.is_floating_point() and not x.isfinite().all()  # noqa: E731
+    return [k for k, vs in values.items() if any(map(bad, vs))]
 
 
 def write(obj: dict, path: str, what: str) -> str:
@@ -664,9 +640,9 @@ def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters:
     saved = {k: v.detach().cpu() if torch.is_tensor(v) else v.state_dict() for k, v in state.items() if k != "buffer"}
     saved["buffer"] = state["buffer"].state_dict() if args.checkpoint_buffer else None
     _, key, pos, has_gauss, cached = np.random.get_state()
-    cuda = torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None
-    rng = dict(python=random.getstate(), numpy=(torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached))
-    rng |= dict(torch=torch.get_rng_state(), cuda=cuda)
+    numpy_rng = (torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached)
+    cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None
+    rng = dict(python=random.getstate(), numpy=numpy_rng, torch=torch.get_rng_state(), cuda=cuda_rng)
     info = dict(format=CHECKPOINT_FORMAT, args=asdict(args), run_name=run_name, rng=rng)
     return write(info | counters | saved, path, "checkpoint")
 
@@ -674,73 +650,47 @@ def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters:
 def save_model(path: str, args: Args, state: dict) -> None:
     networks = {k: v for k, v in state.items() if isinstance(v, (torch.Tensor, nn.Module))}
     saved = {k: v.detach().cpu() if torch.is_tensor(v) else v.state_dict() for k, v in networks.items()}
-    write(dict(format=MODEL_FORMAT, args=asdict(args)) | saved, path, "model")
-    print(f"model saved to {path}")
+    print(f"model saved to {write(dict(format=MODEL_FORMAT, args=asdict(args)) | saved, path, 'model')}")
 
 
 def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
     """The checkpoint at path (with saved_model_ok, or a --save-model file), read as data only; else one line that
     says what the file is instead."""
     kind = "a saved model or a checkpoint" if saved_model_ok else "a checkpoint"
-    script = os.path.basename(__file__)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except OSError as e:
-        raise SystemExit(f"error: cannot read {path}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a file it did not write
-        if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e):  # a class or function, refused
-            raise SystemExit(
-                f"error: {path} holds objects other than tensors and plain data, which are not loaded "
-                f"(unpickling them could run code): it is not {kind} written by this {script}"
-            ) from None
-        raise SystemExit(
-            f"error: {path} is not {kind} of {ALGORITHM}: not a file torch.save wrote, or a truncated one"
-        ) from None
+        why = e.strerror if isinstance(e, OSError) else "not a file torch.save wrote"
+        if "GLOBAL" in str(e):  # a class or function, which weights_only refuses to load
+            why = "it holds objects other than tensors and plain data, not loaded (unpickling them could run code)"
+        raise SystemExit(f"error: {path} is not {kind} of {ALGORITHM}: {why}") from None
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
-    untagged_model = fmt is None and isinstance(ckpt, dict) and {"args", "actor", "qf"} <= ckpt.keys()
-    if untagged_model and (foreign := sorted(set(ckpt["args"]) - {f.name for f in fields(Args)})):
-        raise SystemExit(
-            f"error: {path} is a saved model of another algorithm than {ALGORITHM} (options "
-            f"{ALGORITHM} lacks: {', '.join(foreign[:5])})"
-        )
-    if fmt == MODEL_FORMAT or untagged_model:
-        if saved_model_ok:
-            return ckpt
-        raise SystemExit(
-            f"error: {path} is a saved model (--save-model), which cannot continue a run; checkpoints "
-            "are the runs/{run_name}/checkpoint.pt that --checkpoint-interval writes"
-        )
-    owner, _, what = fmt.partition("-") if isinstance(fmt, str) else ("", "", "")
-    if owner != ALGORITHM.lower() and what.startswith(("checkpoint-", "model-")):
-        raise SystemExit(
-            f"error: {path} is a {what.split('-')[0]} of {owner.upper()}, not of {ALGORITHM}: use "
-            f"{owner}_continuous_action.py"
-        )
-    if fmt != CHECKPOINT_FORMAT:
-        raise SystemExit(f"error: {path} is not {kind} of {ALGORITHM} (written by {script})")
-    return ckpt
+    if fmt is None and isinstance(ckpt, dict) and {"args", "actor", "qf"} <= ckpt.keys():  # a model before the tags
+        foreign = set(ckpt["args"]) - {f.name for f in fields(Args)}
+        fmt = "a saved model of another algorithm" if foreign else MODEL_FORMAT
+    if fmt == CHECKPOINT_FORMAT or (fmt == MODEL_FORMAT and saved_model_ok):
+        return ckpt
+    what = {MODEL_FORMAT: "a saved model (--save-model), which cannot continue a run", None: "no format tag"}.get(
+        fmt, fmt
+    )
+    raise SystemExit(f"error: {path} is not {kind} of {ALGORITHM}: {what}")
 
 
 def load_checkpoint(path: str, args: Args) -> dict:
     ckpt = read_checkpoint(path)
-    diff = [
-        f"--{k.replace('_', '-')} {ckpt['args'].get(k)!r} (checkpoint) vs {v!r} (now)"
-        for k, v in asdict(args).items()
-        if k not in RESUMABLE_CHANGES and ckpt["args"].get(k) != v
-    ]
-    if diff:
-        raise SystemExit(f"error: checkpoint {path} is incompatible with these arguments: " + "; ".join(diff))
-    if ckpt["global_step"] >= args.total_timesteps:
-        total = args.total_timesteps
-        raise SystemExit(
-            f"error: checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps {total}"
+    old = ckpt["args"]
+    if changed := [k for k, v in asdict(args).items() if k not in RESUMABLE_CHANGES and old.get(k) != v]:
+        diff = "; ".join(
+            f"--{k.replace('_', '-')} {old.get(k)!r} (checkpoint) vs {getattr(args, k)!r} (now)" for k in changed
         )
+        raise SystemExit(f"error: checkpoint {path} is incompatible with these arguments: {diff}")
+    if ckpt["global_step"] >= args.total_timesteps:
+        raise SystemExit(f"error: checkpoint {path} is at step {ckpt['global_step']}, not before --total-timesteps")
     return ckpt
 
 
 def restore_checkpoint(ckpt: dict, state: dict, args: Args) -> tuple[int, int, int, list]:
-    """Loads every object of `state` and the random generators; returns global_step, iteration, num_updates and
-    eval_history."""
+    """Loads every object of `state` and the random generators; returns the counters to continue from."""
     for name, obj in state.items():
         if isinstance(obj, torch.Tensor):
             with torch.no_grad():
@@ -758,9 +708,9 @@ def restore_checkpoint(ckpt: dict, state: dict, args: Args) -> tuple[int, int, i
             print(
                 f"resumed without a replay buffer: updates wait until it holds {args.learning_starts} new transitions"
             )
-    random.setstate(ckpt["rng"]["python"])
     key, pos, has_gauss, cached = ckpt["rng"]["numpy"]
     np.random.set_state(("MT19937", key.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(ckpt["rng"]["python"])
     torch.set_rng_state(ckpt["rng"]["torch"])
     if torch.cuda.is_initialized() and ckpt["rng"]["cuda"] is not None:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
@@ -774,15 +724,13 @@ def evaluate(policy: Callable, eval_envs, scale, bias, device, seed: int, frames
     obs, _ = eval_envs.reset(seed=seed)
     n, render = eval_envs.num_envs, eval_envs.unwrapped.envs[0].render
     returns, lengths, done = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-    if frames is not None:
-        frames.append(render())
     while not done.all():
+        if frames is not None and not done[0]:  # (once done, env 0 shows its next episode)
+            frames.append(render())
         a = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
         obs, r, term, trunc, _ = eval_envs.step(a.cpu().numpy() * scale + bias)
         returns += r * ~done
         lengths += ~done
-        if frames is not None and not (done[0] or term[0] or trunc[0]):  # (once done, env 0 shows its next episode)
-            frames.append(render())
         done |= term | trunc
     return returns, lengths
 
@@ -799,7 +747,8 @@ def evaluate_saved(args: Args) -> np.ndarray:
         raise SystemExit(f"error: {args.load_model} holds non-finite values in {', '.join(bad)}: no policy to evaluate")
     now = dict(eval_episodes=args.eval_episodes, cuda=args.cuda, capture_video=args.capture_video, resume=None)
     run = Args(**{k: v for k, v in saved["args"].items() if k in {f.name for f in fields(Args)}} | now)
-    scale, bias, _ = check_run(run)
+    validate_args(run)
+    scale, bias = check_env(run.env_id, render=run.capture_video, cuda=run.cuda)
     torch.manual_seed(args.seed)  # the policy's draws: the same file and seed give the same returns
     device = torch.device("cuda" if torch.cuda.is_available() and run.cuda else "cpu")
     eval_envs = make_vector_env(run.env_id, run.eval_episodes, render_first=run.capture_video)
@@ -831,18 +780,14 @@ def open_logs(args: Args, run_name: str, run_dir: str, global_step: int, resumed
     if args.track:  # before the writer, whose logs it syncs
         try:
             import wandb  # imported only when asked for
-        except ImportError:
-            raise SystemExit("error: --track needs wandb: pip install wandb") from None
-        try:
-            config = dict(name=run_name, id=run_name, resume="allow", config=asdict(args), save_code=True)
-            tracker = wandb.init(
-                project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, **config
-            )
-        except Exception as e:  # noqa: BLE001 - wandb's errors (no API key, no network) have no common class
+
+            config = dict(name=run_name, id=run_name, resume="allow", config=asdict(args), sync_tensorboard=True)
+            tracker = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, save_code=True, **config)
+        except Exception as e:  # noqa: BLE001 - no wandb, no API key, no network: no common class
             reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             raise SystemExit(
-                f"error: --track could not start Weights & Biases ({reason}): run `wandb login`, or set "
-                "WANDB_MODE=offline"
+                f"error: --track could not start Weights & Biases ({reason}): pip install wandb, run "
+                "`wandb login`, or set WANDB_MODE=offline"
             ) from None
     try:  # (a run folder that cannot be made or written: a file in its way, no permission, a full disk)
         os.makedirs(run_dir, exist_ok=True)

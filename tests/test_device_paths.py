@@ -149,8 +149,8 @@ def test_a_gl_library_that_does_not_load_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     error = AttributeError("'NoneType' object has no attribute 'glGetError'")
     monkeypatch.setattr(sdac.gym, "make", lambda *a, **k: (_ for _ in ()).throw(error))
-    with pytest.raises(SystemExit, match=r"cannot create env 'Hopper-v4': 'NoneType' .*'glGetError' \(MuJoCo could "
-                                            r"not load the GL library MUJOCO_GL=osmesa names: unset it or install it\)"):
+    message = r"cannot create env 'Hopper-v4': 'NoneType' .*'glGetError' \(MUJOCO_GL=osmesa: install OSMesa"
+    with pytest.raises(SystemExit, match=message):
         sdac.check_env("Hopper-v4")
 
 

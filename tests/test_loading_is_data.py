@@ -62,7 +62,7 @@ def test_a_payload_in_a_real_checkpoint_does_not_run(trained, tmp_path):
     (model,) = glob.glob(f"{out['run_dir']}/*_model")
     for source, name in [(out["checkpoint"], "ckpt.pt"), (model, "model.pt")]:
         torch.save({**torch.load(source, weights_only=True), "extra": Payload(tmp_path / "marker")}, tmp_path / name)
-    with pytest.raises(SystemExit, match="holds objects other than tensors and plain data, which are not loaded"):
+    with pytest.raises(SystemExit, match="holds objects other than tensors and plain data, not loaded"):
         script.train(tiny(script, total_timesteps=200, resume=str(tmp_path / "ckpt.pt")))
     for name in ("ckpt.pt", "model.pt"):
         with pytest.raises(SystemExit, match="could run code"):
@@ -82,7 +82,7 @@ def test_a_saved_model_of_another_algorithm_is_refused_by_name(trained, tmp_path
     for other in {sdac, sac, dpmd} - {script}:
         name = other.ALGORITHM
         torch.save({**saved, "format": f"{name.lower()}-model-v1"}, tmp_path / "tagged.pt")
-        refused = f"is a model of {name}, not of {script.ALGORITHM}: use {name.lower()}_continuous_action.py"
+        refused = f"is not a saved model or a checkpoint of {script.ALGORITHM}: {name.lower()}-model-v1"
         with pytest.raises(SystemExit, match=refused):
             script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / "tagged.pt")))
     # an untagged model (written before the tag), of another algorithm: known by options this script lacks
@@ -90,7 +90,7 @@ def test_a_saved_model_of_another_algorithm_is_refused_by_name(trained, tmp_path
     foreign = {k: v for k, v in saved.items() if k != "format"}
     foreign["args"] = {**saved["args"], **{f: 1 for f in vars(other.Args()) if f not in vars(script.Args())}}
     torch.save(foreign, tmp_path / "untagged.pt")
-    with pytest.raises(SystemExit, match=f"a saved model of another algorithm than {script.ALGORITHM}"):
+    with pytest.raises(SystemExit, match=f"of {script.ALGORITHM}: a saved model of another algorithm"):
         script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / "untagged.pt")))
     mine = {k: v for k, v in saved.items() if k != "format"}  # an untagged model of this algorithm still evaluates
     torch.save(mine, tmp_path / "mine.pt")

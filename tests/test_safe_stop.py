@@ -77,7 +77,7 @@ def test_resume_takes_the_checkpoints_hyperparameters(script, extra, tmp_path, m
     with pytest.raises(SystemExit, match=r"--gamma 0.98 \(checkpoint\) vs 0.9 \(now\)"):
         script.train(script.cli_args(["--resume", out["checkpoint"], "--total-timesteps", "120", "--gamma", "0.9"]))
     (model,) = glob.glob(f"{out['run_dir']}/*_model")
-    with pytest.raises(SystemExit, match="is a saved model \\(--save-model\\)"):
+    with pytest.raises(SystemExit, match="is not a checkpoint of .*: a saved model \\(--save-model\\)"):
         script.cli_args(["--resume", model])
 
 
