@@ -207,10 +207,10 @@ def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
 
 
-def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, a_optimizer, target_entropy, args):
-    """The critic step and one policy (and alpha) step as functions of the batch that return their statistics as
-    tensors: no host sync, so the whole step can run on the GPU. Under --compile the losses (forward and backward)
-    and the optimiser steps are compiled, each without graph breaks."""
+def make_update(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, a_optimizer, target_entropy, args):
+    """update(batch, u), for update number u = 0, 1, ...: the critic step; after every policy_frequency-th critic step
+    (u + 1 a multiple of it, as CleanRL counts), policy_frequency policy and alpha steps (TD3's delayed update); after
+    every target_network_frequency-th, the target critics. Its statistics stay tensors (no host sync)."""
 
     def critic_loss(data: Batch):
         # soft policy evaluation: y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s'))
@@ -270,7 +270,16 @@ def make_updates(actor, qf, qf_target, log_alpha, q_optimizer, actor_optimizer, 
             stats = {**stats, **alpha_stats}
         return {k: v.clone() for k, v in stats.items()} if args.cudagraphs else stats
 
-    return update_critic, update_actor
+    def update(data: Batch, u: int) -> dict[str, torch.Tensor]:
+        stats = update_critic(data)  # soft policy evaluation
+        if (u + 1) % args.policy_frequency == 0:
+            for _ in range(args.policy_frequency):
+                stats = {**stats, **update_actor(data)}
+        if (u + 1) % args.target_network_frequency == 0:
+            soft_update(qf_target, qf, args.tau)
+        return stats
+
+    return update
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -341,7 +350,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     optimizers = q_optimizer, actor_optimizer, a_optimizer
     target_entropy = -args.target_entropy_scale * act_dim
-    update_critic, update_actor = make_updates(actor, qf, qf_target, log_alpha, *optimizers, target_entropy, args)
+    update = make_update(actor, qf, qf_target, log_alpha, *optimizers, target_entropy, args)
     policy = actor.get_action  # acting and evaluation
     if args.compile or args.cudagraphs:
         policy = compile_policy(policy, args)
@@ -389,15 +398,8 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
         # training (a run resumed without its buffer first refills learning_starts transitions, acting with the policy)
         if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
             for _ in range(args.gradient_steps):
-                num_updates += 1
-                data = rb.sample(args.batch_size)
-                metrics |= update_critic(data)  # soft policy evaluation
-                # delayed policy (and alpha) updates: policy_frequency steps every policy_frequency updates (CleanRL)
-                if num_updates % args.policy_frequency == 0:
-                    for _ in range(args.policy_frequency):
-                        metrics |= update_actor(data)
-                if num_updates % args.target_network_frequency == 0:
-                    soft_update(qf_target, qf, args.tau)
+                u, num_updates = num_updates, num_updates + 1  # u counts updates from 0
+                metrics |= update(rb.sample(args.batch_size), u)
             iteration_seconds.append(time.perf_counter() - iteration_start)
         if crossed(global_step, args.log_interval, args.num_envs):
             check_finite(metrics, global_step, last_checkpoint)  # the training step's one host sync

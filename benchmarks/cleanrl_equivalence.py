@@ -1,7 +1,7 @@
 """Our SAC update beside CleanRL's, one to one, in float64: CleanRL's Actor and SoftQNetwork (its file, run as is
 minus the buffer import) and ours with the same weights, the same batches and the same torch RNG state; CleanRL's
-update (its sac_continuous_action.py:257-304 at fe8d8a03, repeated below for the comparison) beside our make_updates
-and soft_update, for 40 updates. Prints the largest difference in any parameter, alpha or loss.
+update (its sac_continuous_action.py:257-304 at fe8d8a03, repeated below for the comparison) beside our make_update
+(its update, soft_update included), for 40 updates. Prints the largest difference in any parameter, alpha or loss.
 
     CLEANRL_SRC=/tmp/cleanrl/src python benchmarks/cleanrl_equivalence.py   # CleanRL's checkout: benchmarks/cleanrl_sac.sh setup
 """
@@ -32,10 +32,10 @@ q_opt = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=1e-3); a_
 target_entropy = -3.0; log_alpha = torch.zeros(1, requires_grad=True); alpha = 1.0; a_opt = optim.Adam([log_alpha], lr=1e-3)
 o_qopt = S.make_optimizer(oq.parameters(), 1e-3, args, "cpu"); o_aopt = S.make_optimizer(oa.parameters(), 3e-4, args, "cpu")
 o_log_alpha = torch.tensor(0.0, requires_grad=True); o_alopt = S.make_optimizer([o_log_alpha], 1e-3, args, "cpu")
-upd_c, upd_a = S.make_updates(oa, oq, oqt, o_log_alpha, o_qopt, o_aopt, o_alopt, -3.0, args)
+update = S.make_update(oa, oq, oqt, o_log_alpha, o_qopt, o_aopt, o_alopt, -3.0, args)
 g = torch.Generator().manual_seed(1); B=256
 maxdiff = 0
-for step in range(1, 41):   # 'global_step' parity: CleanRL's policy update when step % 2 == 0, ours when num_updates % 2 == 0
+for step in range(1, 41):   # 'global_step' parity: CleanRL's policy update when step % 2 == 0, ours when (u + 1) % 2 == 0
     obs = torch.randn(B,11,generator=g); nobs = torch.randn(B,11,generator=g); act = torch.rand(B,3,generator=g)*2-1
     rew = torch.randn(B,generator=g)*5; done = (torch.rand(B,generator=g) < 0.1).float()
     data = types.SimpleNamespace(observations=obs, next_observations=nobs, actions=act, rewards=rew[:,None], dones=done[:,None])
@@ -65,10 +65,7 @@ for step in range(1, 41):   # 'global_step' parity: CleanRL's policy update when
     # ---- ours ----
     torch.manual_seed(100+step)
     od = S.Batch(obs, act, rew, nobs, done)
-    out = upd_c(od)
-    if step % 2 == 0:
-        for _ in range(2): out = {**out, **upd_a(od)}
-    S.soft_update(oqt, oq, args.tau)
+    out = update(od, step - 1)  # update number u = step - 1: the policy steps when u + 1 is even, as CleanRL's
     def flat(*mods):
         return torch.cat([p.detach().flatten() for m in mods for p in m.parameters()])
 

@@ -67,7 +67,7 @@ TARGETED = [
     ("SDAC policy step: a0 not noised", S, "a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)", "a_t = a0", [T]),
     ("SDAC: EMA policy not updated", S, "            soft_update(actor_ema, actor, args.tau)\n        if u % args.target_network_frequency == 0:", "        if u % args.target_network_frequency == 0:", [T]),
     ("DPMD: target critics every update", D, "        if u % args.target_network_frequency == 0:\n            soft_update(qf_target, qf, args.tau)", "        if True:\n            soft_update(qf_target, qf, args.tau)", [T]),
-    ("SAC: target critics every 2nd update", A, "if num_updates % args.target_network_frequency == 0:", "if num_updates % (args.target_network_frequency + 1) == 0:", [T]),
+    ("SAC: target critics every 2nd update", A, "if (u + 1) % args.target_network_frequency == 0:", "if (u + 1) % (args.target_network_frequency + 1) == 0:", [T]),
     ("DPMD policy step: at s, not s'", D, "loss = weighted_dsm_loss(actor, data.next_obs, next_a, t_idx, sched, w)", "loss = weighted_dsm_loss(actor, data.obs, next_a, t_idx, sched, w)", [T]),
     ("buffer checkpoint: the view's whole storage", S, "x[: self.size].to(\"cpu\", copy=True)", "x[: self.size].cpu()", ["tests/test_crash_and_resume.py"]),
     ("cudagraphs: SDAC's stats not copied", S, "        return {k: v.clone() for k, v in stats.items()} if args.cudagraphs else stats", "        return stats", ["tests/test_cudagraph_branches.py"]),
@@ -107,7 +107,7 @@ ALGORITHM = [
     ("DPMD loss: weights ignored", D, "return (w[:, None] * (pred - eps) ** 2).mean()", "return ((pred - eps) ** 2).mean()", None),
     ("SAC actor loss: + min Q", A, "return (alpha * log_pi - min_qf_pi).mean()", "return (alpha * log_pi + min_qf_pi).mean()", None),
     ("SAC critic: only Q1 trained", A, "        return qf_losses.sum(), dict(", "        return qf_losses[0], dict(", None),
-    ("SAC: target every 2nd update for every 1st", A, "if num_updates % args.target_network_frequency == 0:", "if num_updates % (args.target_network_frequency + 1) == 0:", None),
+    ("SAC: target every 2nd update for every 1st", A, "if (u + 1) % args.target_network_frequency == 0:", "if (u + 1) % (args.target_network_frequency + 1) == 0:", None),
 ]
 
 

@@ -41,8 +41,8 @@ def sac_learner(args):
     log_alpha = torch.tensor(-1.0, requires_grad=True)
     opts = [sac.make_optimizer(p, lr, args, torch.device("cpu"))
             for p, lr in [(qf.parameters(), args.q_lr), (actor.parameters(), args.policy_lr), ([log_alpha], args.policy_lr)]]  # fmt: skip
-    updates = sac.make_updates(actor, qf, qf_target, log_alpha, *opts, -float(ACT), args)
-    return updates, (actor, qf, log_alpha)
+    update = sac.make_update(actor, qf, qf_target, log_alpha, *opts, -float(ACT), args)
+    return update, (actor, qf, log_alpha)
 
 
 def run_twice(updates, data, extra):
@@ -50,7 +50,7 @@ def run_twice(updates, data, extra):
     out = {}
     for step in range(2):
         torch.manual_seed(100 + step)
-        if callable(updates):  # SDAC: one update, critic and policy together (update number 0: both step)
+        if callable(updates):  # one update, critic and policy together (update number 0, policy_frequency 1: both step)
             out.update({f"{k}_{step}": v.detach().clone() for k, v in updates(data, *extra, 0).items()})
             continue
         out.update({f"{k}_{step}": v.detach().clone() for k, v in updates[0](data, *extra).items()})

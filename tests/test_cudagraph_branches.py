@@ -72,10 +72,10 @@ def cudagraphs_on_cpu(script, monkeypatch) -> dict:
 
     def make_update(*a, **k):  # (SAC: the critic step begins an update; its policy steps follow in the same step)
         updates = real_make_update(*a, **k)
-        return counted("update", updates[0]), updates[1]
+        return counted("update", updates) if script is sac else (counted("update", updates[0]), updates[1])
 
-    real_make_update = script.make_updates if script is sac else script.make_update
-    monkeypatch.setattr(script, "make_updates" if script is sac else "make_update", make_update)
+    real_make_update = script.make_update
+    monkeypatch.setattr(script, "make_update", make_update)
     monkeypatch.setattr(script, "make_optimizer", capturable_optimizer)
     monkeypatch.setattr(script, "compile_policy", lambda policy, args: counted("policy", real_compile_policy(policy, args)))
     monkeypatch.setattr(torch, "compile", compile)

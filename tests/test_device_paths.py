@@ -94,19 +94,25 @@ def test_acting_reads_nothing_back_from_the_device(script, tmp_path, monkeypatch
 def test_sac_policy_step_leaves_the_critics_gradients_alone():
     """SAC's policy loss reaches Q through its input a = pi(s); the critics' parameters need no gradient from it
     (computing it, then zeroing it at the next critic step, is wasted work on every policy update)."""
-    args = sac.Args(cuda=False)
-    torch.manual_seed(0)
-    actor, qf = sac.Actor(5, 3), sac.TwinQNetwork(5, 3)
-    log_alpha = torch.zeros((), requires_grad=True)
-    opts = [torch.optim.Adam(p) for p in (qf.parameters(), actor.parameters(), [log_alpha])]
-    update_critic, update_actor = sac.make_updates(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -3.0, args)
     g = torch.Generator().manual_seed(1)
     data = sac.Batch(torch.randn(16, 5, generator=g), torch.rand(16, 3, generator=g) * 2 - 1, torch.randn(16, generator=g),
                      torch.randn(16, 5, generator=g), torch.zeros(16))  # fmt: skip
-    update_critic(data)
-    critic_grads = [p.grad.clone() for p in qf.parameters()]
+
+    def learner(policy_frequency):  # update 0 is the critic step alone (2), or followed by a policy step (1)
+        torch.manual_seed(0)
+        actor, qf = sac.Actor(5, 3), sac.TwinQNetwork(5, 3)
+        log_alpha = torch.zeros((), requires_grad=True)
+        opts = [torch.optim.Adam(p) for p in (qf.parameters(), actor.parameters(), [log_alpha])]
+        args = sac.Args(cuda=False, policy_frequency=policy_frequency, target_network_frequency=10)
+        return sac.make_update(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -3.0, args), actor, qf
+
+    (critic_only, _, qf_alone), (both, actor, qf) = learner(2), learner(1)
     actor_before = [p.detach().clone() for p in actor.parameters()]
-    update_actor(data)
+    torch.manual_seed(1)
+    critic_only(data, 0)
+    torch.manual_seed(1)
+    both(data, 0)
+    critic_grads = [p.grad for p in qf_alone.parameters()]
     assert all(torch.equal(p.grad, g) for p, g in zip(qf.parameters(), critic_grads)), "no gradient into the critics"
     assert all(p.requires_grad for p in qf.parameters())
     assert not all(torch.equal(p, b) for p, b in zip(actor.parameters(), actor_before)), "the policy stepped"

@@ -93,9 +93,9 @@ def test_the_algorithm_runs_without_the_plumbing(name):
         args = ns["Args"]()
         actor = ns["Actor"](obs_dim, act_dim)
         log_alpha = torch.zeros((), requires_grad=True)
-        update_critic, update_actor = ns["make_updates"](actor, qf, qf_target, log_alpha, q_opt, torch.optim.Adam(
-            actor.parameters()), torch.optim.Adam([log_alpha]), -float(act_dim), args)  # fmt: skip
-        stats = {**update_critic(data), **update_actor(data)}
+        opts = q_opt, torch.optim.Adam(actor.parameters()), torch.optim.Adam([log_alpha])
+        update = ns["make_update"](actor, qf, qf_target, log_alpha, *opts, -float(act_dim), args)
+        stats = update(data, args.policy_frequency - 1)  # the critic step, then the delayed policy steps
     else:
         args = ns["Args"](num_candidates=2, diffusion_steps=3, **({"num_reverse_samples": 4} if "sdac" in name else {}))
         actor, actor_ema = ns["NoiseNetwork"](obs_dim, act_dim), ns["NoiseNetwork"](obs_dim, act_dim)

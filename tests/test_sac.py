@@ -156,21 +156,22 @@ def test_alpha_steps_on_a_fresh_sample_of_the_updated_policy(monkeypatch):
     import sac_continuous_action as sac
 
     torch.manual_seed(0)
-    args = Args(cuda=False)
+    args = Args(cuda=False, policy_frequency=1)  # update 0: the critic step, then one policy and alpha step
     actor, qf = sac.Actor(4, 2), sac.TwinQNetwork(4, 2)
     log_alpha = torch.tensor(0.0, requires_grad=True)
     opts = [torch.optim.Adam(qf.parameters(), lr=1e-3), torch.optim.Adam(actor.parameters(), lr=3e-4),
             torch.optim.Adam([log_alpha], lr=1e-3)]  # fmt: skip
-    _, update_actor = sac.make_updates(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -2.0, args)
+    update = sac.make_update(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -2.0, args)
     seen = []
     monkeypatch.setattr(sac, "alpha_loss_fn", lambda la, lp, te: (seen.append((lp.requires_grad, lp.clone())),
                                                                    alpha_loss_fn(la, lp, te))[1])  # fmt: skip
     data = sac.Batch(torch.randn(64, 4), torch.rand(64, 2) * 2 - 1, torch.randn(64), torch.randn(64, 4), torch.zeros(64))
     before = copy.deepcopy(actor)
     torch.manual_seed(5)
-    stats = update_actor(data)
+    stats = update(data, 0)
     assert len(seen) == 1 and seen[0][0] is False, "no gradient flows from alpha's loss into the policy"
     torch.manual_seed(5)
+    before.get_action(data.next_obs)  # the critic target's a' (the critic step does not move the policy)
     _, log_pi_step, _ = before.get_action(data.obs)  # the sample the actor loss used
     _, log_pi_fresh, _ = actor.get_action(data.obs)  # the next draws, from the updated policy
     assert torch.allclose(seen[0][1], log_pi_fresh.detach(), atol=1e-6)

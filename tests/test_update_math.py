@@ -99,20 +99,20 @@ def test_td_target_of_the_diffusion_critics(module, entropy_in_target):
 def test_td_target_of_sac_subtracts_alpha_log_pi():
     """y = r + gamma (1 - done) (min Q_target(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s') (CleanRL's line 207).
     Catches: the sign of the entropy term, alpha not applied, (1 - done) dropped, the online critics."""
-    args = sac.Args(cuda=False)
+    args = sac.Args(cuda=False, policy_frequency=2, target_network_frequency=2)  # update 0: the critic step alone
     torch.manual_seed(0)
     actor, qf = sac.Actor(OBS, ACT), sac.TwinQNetwork(OBS, ACT)
     qf_target = copy.deepcopy(qf)
     perturb_(qf_target)
     log_alpha = torch.tensor(math.log(0.3), requires_grad=True)
     opts = [torch.optim.Adam(p) for p in (qf.parameters(), actor.parameters(), [log_alpha])]
-    update_critic, _ = sac.make_updates(actor, qf, qf_target, log_alpha, *opts, -float(ACT), args)
+    update = sac.make_update(actor, qf, qf_target, log_alpha, *opts, -float(ACT), args)
     next_a, next_log_pi = torch.rand(B, ACT) * 2 - 1, torch.randn(B)
     seen = []
     actor.get_action = lambda obs: (seen.append(obs), (next_a, next_log_pi, next_a))[1]
     data = batch(sac)
     qf_before = copy.deepcopy(qf)
-    stats = update_critic(data)
+    stats = update(data, 0)
     with torch.no_grad():
         q1, q2 = qf_target(data.next_obs, next_a)
         y = data.rewards + 0.99 * (1 - data.terminations) * (torch.minimum(q1, q2) - 0.3 * next_log_pi)
@@ -252,7 +252,7 @@ def test_ema_policy_and_target_critics_follow_their_schedule(module):
 
 
 def test_sac_target_critics_step_after_every_update(tmp_path, monkeypatch):
-    """CleanRL's SAC: the target critics move after every update (target_network_frequency 1), in train()'s loop.
+    """CleanRL's SAC: the target critics move after every update (target_network_frequency 1), inside the update.
     Counted over a short run with 2 gradient steps per iteration: one soft update per update."""
     monkeypatch.chdir(tmp_path)
     calls = []

@@ -68,15 +68,15 @@ def twin_init_(self, *a, **k):
 S.Actor.__init__, S.TwinQNetwork.__init__ = actor_init_, twin_init_
 S.Actor.forward = lambda self, obs: actor_forward(self, obs.to(torch.float64))
 
-make_updates = S.make_updates
+make_update = S.make_update
 
 
-def make_updates_(actor, qf, qf_target, log_alpha, *a, **k):
+def make_update_(actor, qf, qf_target, log_alpha, *a, **k):
     handles["log_alpha"] = log_alpha
-    return make_updates(actor, qf, qf_target, log_alpha, *a, **k)
+    return make_update(actor, qf, qf_target, log_alpha, *a, **k)
 
 
-S.make_updates = make_updates_
+S.make_update = make_update_
 
 vec_step = gym.vector.SyncVectorEnv.step
 
