@@ -363,7 +363,9 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     writer, tracker = open_logs(args, run_name, run_dir, global_step, resumed=ckpt is not None)
     print(f"SAC on {args.env_id}")
     num_iterations = math.ceil(args.total_timesteps / args.num_envs)
-    pbar = tqdm(total=args.total_timesteps, initial=global_step, mininterval=args.progress_seconds, file=sys.stdout)
+    pbar = tqdm(
+        total=args.total_timesteps, initial=global_step, unit="step", mininterval=args.progress_seconds, file=sys.stdout
+    )
     metrics, last_checkpoint, iteration_seconds = {}, args.resume, []
     start_time, start_step = time.time(), global_step
 

@@ -145,16 +145,10 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
     alphas = 1 - betas
     abar = torch.cumprod(alphas, 0)
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
-    sched = Schedule(
-        betas,
-        alphas,
-        abar,
-        abar_prev,
-        betas * abar_prev.sqrt() / (1 - abar),
-        (1 - abar_prev) * alphas.sqrt() / (1 - abar),
-        betas * (1 - abar_prev) / (1 - abar),
-    )
-    return Schedule(*(x.float().to(device) for x in sched))
+    coef1 = betas * abar_prev.sqrt() / (1 - abar)
+    coef2 = (1 - abar_prev) * alphas.sqrt() / (1 - abar)
+    var = betas * (1 - abar_prev) / (1 - abar)
+    return Schedule(*(x.float().to(device) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -526,7 +520,9 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     writer, tracker = open_logs(args, run_name, run_dir, global_step, resumed=ckpt is not None)
     print(f"SDAC on {args.env_id}: N={args.num_candidates}, K={args.num_reverse_samples}, T={args.diffusion_steps}")
     num_iterations = math.ceil(args.total_timesteps / args.num_envs)
-    pbar = tqdm(total=args.total_timesteps, initial=global_step, mininterval=args.progress_seconds, file=sys.stdout)
+    pbar = tqdm(
+        total=args.total_timesteps, initial=global_step, unit="step", mininterval=args.progress_seconds, file=sys.stdout
+    )
     metrics, last_checkpoint, iteration_seconds = {}, args.resume, []
     start_time, start_step = time.time(), global_step
 
