@@ -306,6 +306,10 @@ def compile_policy(policy: Callable, args: Args) -> Callable:
     return step
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# A saved run's policy, for --eval-only
+
+
 def saved_policy(saved: dict, args: Args, obs_dim: int, act_dim: int, device) -> Callable:
     """--eval-only: the deterministic policy of a saved run, obs -> tanh(mean)."""
     actor = Actor(obs_dim, act_dim, log_prob_eps=args.log_prob_eps).to(device)
@@ -319,9 +323,7 @@ def saved_policy(saved: dict, args: Args, obs_dim: int, act_dim: int, device) ->
 
 def train(args: Args, stop: Sequence[str] = ()) -> dict:
     """One run. A signal's name in `stop` ends it after the current iteration, with a checkpoint to resume from."""
-    validate_args(args)  # bad input fails here, before anything is written
-    scale, bias = check_env(args.env_id, render=args.capture_video, cuda=args.cuda)
-    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    scale, bias, ckpt = check_run(args)  # bad input fails here, before anything is written
     run_name = ckpt["run_name"] if ckpt else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
     # seeding
@@ -361,7 +363,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     global_step, iteration, num_updates, eval_history = restore_checkpoint(ckpt, state, args) if ckpt else (0, 0, 0, [])
     run_dir = (os.path.dirname(args.resume) or ".") if ckpt else f"runs/{run_name}"  # a resumed run: the same folder
     writer, tracker = open_logs(args, run_name, run_dir, global_step, resumed=ckpt is not None)
-    print(f"SAC on {args.env_id}")
+    print(f"SAC on {args.env_id} | {device} | {run_dir}")
     num_iterations = math.ceil(args.total_timesteps / args.num_envs)
     pbar = tqdm(
         total=args.total_timesteps, initial=global_step, unit="step", mininterval=args.progress_seconds, file=sys.stdout
@@ -397,7 +399,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
         rb.add(obs, actions, rewards, real_next_obs, terminations)
         obs = next_obs
 
-        # training (a run resumed without its buffer first refills learning_starts transitions, acting with the policy)
+        # training (a run resumed without its buffer first refills learning_starts transitions with the policy)
         if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
             for _ in range(args.gradient_steps):
                 u, num_updates = num_updates, num_updates + 1  # u counts updates from 0
@@ -520,6 +522,13 @@ def validate_args(args: Args) -> None:
         raise SystemExit(f"error: checkpoint not found: {args.resume}")
     if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
         raise SystemExit("error: --cudagraphs needs a CUDA GPU (and --cuda); on CPU use --compile")
+
+
+def check_run(args: Args) -> tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """The options, the env and the checkpoint to resume: the actions' scale and bias, and the checkpoint or None."""
+    validate_args(args)
+    scale, bias = check_env(args.env_id, render=args.capture_video, cuda=args.cuda)
+    return scale, bias, load_checkpoint(args.resume, args) if args.resume else None
 
 
 class ReplayBuffer:
@@ -751,8 +760,7 @@ def evaluate_saved(args: Args) -> np.ndarray:
         raise SystemExit(f"error: {args.load_model} holds non-finite values in {', '.join(bad)}: no policy to evaluate")
     now = dict(eval_episodes=args.eval_episodes, cuda=args.cuda, capture_video=args.capture_video, resume=None)
     run = Args(**{k: v for k, v in saved["args"].items() if k in {f.name for f in fields(Args)}} | now)
-    validate_args(run)
-    scale, bias = check_env(run.env_id, render=run.capture_video, cuda=run.cuda)
+    scale, bias, _ = check_run(run)
     torch.manual_seed(args.seed)  # the policy's draws: the same file and seed give the same returns
     device = torch.device("cuda" if torch.cuda.is_available() and run.cuda else "cpu")
     eval_envs = make_vector_env(run.env_id, run.eval_episodes, render_first=run.capture_video)

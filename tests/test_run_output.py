@@ -27,7 +27,7 @@ def test_startup_progress_evaluations_and_episodes_on_request(script, tiny, firs
     out = script.train(script.Args(**tiny))
     text = capsys.readouterr().out
     lines = re.split(r"[\r\n]", text)
-    assert lines[0] == first
+    assert lines[0].startswith(f"{first} | cpu | runs/")
     bars = [re.search(r"(\d+)/200 \[", ln) for ln in lines]
     steps = [int(m.group(1)) for m in bars if m]
     assert steps[-1] == 200 and len(set(steps)) >= 50, "the bar moves every iteration with --progress-seconds 0"
