@@ -76,14 +76,14 @@ stage() {
 }
 
 if [ "$gpu" = 1 ]; then
-  sdac_speed=(--settings "sdac official" --modes eager cudagraphs+tf32 cudagraphs) iterations=300
-  more_speed=(--settings sac "dpmd official" --modes eager cudagraphs)
+  sdac_speed=(--settings "sdac official" --launches --modes eager cudagraphs+tf32 cudagraphs) iterations=300
+  more_speed=(--settings sac "dpmd official" --launches --modes eager cudagraphs)
   run_flags=()
   cuda_op="x = torch.ones(2, device='cuda') * 2; print('one CUDA op:', float(x.sum()), torch.cuda.get_device_name())"
   workers=$($PY -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
 else
-  sdac_speed=(--settings "sdac cpu" --modes eager compile) iterations=10
-  more_speed=(--settings sac "dpmd study" --modes eager compile)
+  sdac_speed=(--settings "sdac cpu" --launches --modes eager compile) iterations=10
+  more_speed=(--settings sac "dpmd study" --launches --modes eager compile)
   run_flags=(--num-candidates 4 --num-reverse-samples 16 --diffusion-steps 5) cuda_op="print('no CUDA: no CUDA op')"
   workers=""  # (every test skips)
 fi

@@ -38,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch._dynamo.utils import counters
+from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -167,6 +168,62 @@ def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> 
                 eval_envs=args.eval_episodes, compiled=args.compile or args.cudagraphs)  # fmt: skip
 
 
+NO_KERNEL = {"empty", "empty_strided", "empty_like", "detach", "lift_fresh", "_local_scalar_dense"}
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten operators dispatched while `on`, views and bare allocations left out: in eager mode on a GPU
+    each of the rest is about one kernel launch (issue 38's CPU proxy for the launches per iteration)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count, self.by_name, self.on, self.done = 0, {}, False, False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if self.on and not func.is_view and name not in NO_KERNEL:
+            self.count += 1
+            self.by_name[name] = self.by_name.get(name, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def launches_per_iteration(module, setting: dict, env_id: str, iterations: int = 4) -> tuple[float, dict]:
+    """Eager operators per training iteration (the action, the updates, the replay buffer's sample and add), counted
+    in a real run of train() from its first action after the warm-up to its one evaluation, which is left out.
+    Returns the count per iteration and the counts by operator over the whole span."""
+    counter, warmup = OpCounter(), 64
+    run = dict(env_id=env_id, total_timesteps=warmup + module.Args.num_envs * iterations, learning_starts=warmup,
+               eval_interval=0, eval_episodes=1, log_interval=10**9, buffer_size=10_000, checkpoint_interval=0)
+    args = module.Args(**run | setting)
+    real_evaluate = module.evaluate
+
+    def evaluate(*a, **k):
+        counter.on, counter.done = False, True
+        return real_evaluate(*a, **k)
+
+    def counting_from_here(fn):
+        def call(*a, **k):
+            counter.on = not counter.done
+            return fn(*a, **k)
+
+        return call
+
+    if hasattr(module, "make_policy"):  # SDAC, DPMD: the policy the loop acts with
+        real, owner = ("make_policy", module.make_policy), module
+        module.make_policy = lambda *a, **k: counting_from_here(real[1](*a, **k))
+    else:  # SAC acts with actor.get_action
+        real, owner = ("get_action", module.Actor.get_action), module.Actor
+        module.Actor.get_action = counting_from_here(real[1])
+    module.evaluate = evaluate
+    try:
+        with counter, contextlib.redirect_stdout(io.StringIO()):
+            module.train(args)
+    finally:
+        module.evaluate = real_evaluate
+        setattr(owner, *real)
+    return counter.count / iterations, counter.by_name
+
+
 def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations: int) -> dict:
     """The authors' code, timed by its harness: ms per training iteration over `iterations` after the first 10."""
     cmd = ["bash", tool, "time", "--alg", alg, "--env", env_id, "--num_particles", str(setting["num_candidates"]),
@@ -200,12 +257,21 @@ def main(argv=None) -> None:
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)")
     p.add_argument("--official", action="store_true", help="also time the authors' code: SDAC at K = 64 settings, DPMD")
+    p.add_argument("--launches", action="store_true", help="first, eager operators per training iteration per setting")
     p.add_argument("--official-tool", default=os.path.join(os.path.dirname(REPO), "shared", "tools", "official-sdac.sh"))
     cli = p.parse_args(argv)
     modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
     warnings.filterwarnings("ignore")
     rows, eager = [], {}
     print(f"\n{cli.env_id}; {machine()}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    if cli.launches:  # issue 38's proxy for the kernel launches of an eager iteration on a GPU
+        for name in cli.settings:
+            with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+                n, by = launches_per_iteration(*SETTINGS[name], cli.env_id)
+            top = ", ".join(f"{k} {v / 4:.0f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6])
+            print(f"{name}: {n:.0f} eager operators per training iteration (views and allocations left out), most "
+                  f"often {top}", flush=True)  # fmt: skip
+        print()
     print(HEADER, flush=True)
 
     def row(name, mode, n, r):  # printed as soon as measured, so that a run stopped early keeps what it measured

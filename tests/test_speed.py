@@ -90,3 +90,34 @@ def test_official_gets_the_algorithm(tmp_path):
     speed.measure_official(tool, "dpmd", dict(num_candidates=4, diffusion_steps=10), "Walker2d-v4", 10)
     args = log.read_text().split()
     assert args[args.index("--alg") + 1] == "dpmd" and args[args.index("--num_particles") + 1] == "4"
+
+
+def test_the_operator_counter_counts_kernels_and_leaves_out_views():
+    """Issue 38's proxy: each counted operator is one eager kernel; views and bare allocations launch none."""
+    x, w, b = torch.randn(4, 3), torch.ones(2, 3), torch.zeros(2)
+    with speed.OpCounter() as counter:
+        x * 3  # the counter is off
+        counter.on = True
+        y = (x * 2).sum(0)  # mul, sum
+        x.t().unsqueeze(0)  # views
+        torch.empty(3)  # an allocation
+        torch.nn.functional.linear(x, w, b)  # one addmm (the weight's transpose is a view)
+    assert counter.count == 3 and counter.by_name == {"mul": 1, "sum": 1, "addmm": 1}, counter.by_name
+    assert y.shape == (3,)
+
+
+def test_operators_per_training_iteration_count_the_iteration_and_nothing_else(tmp_path, monkeypatch):
+    """A real run's training iterations: SDAC's reverse chains make it costlier than SAC's; doubling T (the steps of
+    each of its chains) adds about as many operators as the chains hold; the evaluation is left out (a longer one
+    changes nothing)."""
+    monkeypatch.chdir(tmp_path)
+    tiny = dict(num_candidates=2, num_reverse_samples=4)
+    sac_ops, _ = speed.launches_per_iteration(speed.sac, {}, "Pendulum-v1", iterations=2)
+    t3, _ = speed.launches_per_iteration(speed.sdac, dict(tiny, diffusion_steps=3), "Pendulum-v1", iterations=2)
+    t6, _ = speed.launches_per_iteration(speed.sdac, dict(tiny, diffusion_steps=6), "Pendulum-v1", iterations=2)
+    assert 0 < sac_ops < t3 < t6
+    assert t6 - t3 > 3 * 2 * 20, "three more reverse steps in each of at least two chains, ~20 operators a step"
+    longer, _ = speed.launches_per_iteration(speed.sdac, dict(tiny, diffusion_steps=3, eval_episodes=3), "Pendulum-v1",
+                                             iterations=2)  # fmt: skip
+    assert longer == t3
+    assert speed.sdac.evaluate.__module__ == speed.sdac.__name__ and not hasattr(speed.sdac.make_policy, "__wrapped__")
