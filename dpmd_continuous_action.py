@@ -35,7 +35,7 @@ class Args:
     wandb_entity: Optional[str] = None  # the wandb entity (team); None: your default
     torch_deterministic: bool = True  # if toggled, `torch.backends.cudnn.deterministic=True`
     cuda: bool = True  # if toggled and CUDA exists, the replay buffer and the whole training step live on the GPU
-    save_model: bool = False  # save the final weights to `runs/{run_name}/{exp_name}.sdac_model`
+    save_model: bool = False  # save the final weights to `runs/{run_name}/{exp_name}.dpmd_model`
     capture_video: bool = False  # write the first episode of each evaluation to videos/{run_name}/
     eval_only: bool = False  # no training: evaluate the policy in --load-model for --eval-episodes episodes
     load_model: Optional[str] = None  # with --eval-only: a saved model (--save-model) or a checkpoint
@@ -77,10 +77,10 @@ class Args:
     anneal_lr: bool = True  # policy lr: constant for policy_lr_decay_begin policy updates, then linear to policy_lr_end
     policy_lr_decay_begin: int = 25_000  # policy updates (not env steps) before the policy lr starts to fall
     policy_lr_decay_steps: int = 50_000  # policy updates over which the policy lr falls linearly to policy_lr_end
-    policy_frequency: int = 2  # updates between policy (RSSM) updates, from update 0 (delayed update)
+    policy_frequency: int = 2  # updates between policy updates, from update 0 (delayed update)
     ema: bool = True  # act and evaluate with an EMA copy of the noise network (the update samples with the online one)
 
-    # Entropy coefficient lambda (SDAC's rule, algorithm/dpmd.py:146-149)
+    # Entropy coefficient lambda (SDAC's rule)
     lambda_init: float = 5.0  # initial lambda
     lambda_tuning: Literal["entropy", "linear", "fixed"] = "entropy"  # how lambda is tuned (entropy: the authors' code)
     lambda_lr: float = 7e-3  # learning rate of lambda tuning
@@ -280,18 +280,17 @@ def make_policy(sched: Schedule, args: Args) -> Callable:
 
 
 def q_weights(q, running_mean, running_std, lam, clip: float, normalization: str):
-    """The weight of each of the policy's actions, exp(clip(z, -clip, clip) / lambda), z the normalised Q
-    (algorithm/dpmd.py:130-134). normalization "authors" is their expression as written, z = q - running_mean /
-    running_std (by precedence the mean alone is divided by the std); "standardised" is (q - running_mean) /
-    running_std. Returns the weights and z before the clip."""
+    """The weight of each of the policy's actions, exp(clip(z, -clip, clip) / lambda), z the normalised Q.
+    normalization "authors" is their expression as written, z = q - running_mean / running_std (by precedence the
+    mean alone is divided by the std); "standardised" is (q - running_mean) / running_std. Returns w and z."""
     z = q - running_mean / running_std if normalization == "authors" else (q - running_mean) / running_std
     return torch.exp(z.clamp(-clip, clip) / lam), z
 
 
 def weighted_dsm_loss(actor, obs, a0, t_idx, sched, w):
     """Denoising score matching (eq. 5 in noise form) on actions a0, each weighted by w: the mean over the B*d entries
-    of w (eps_theta(sqrt(abar_t) a0 + sqrt(1 - abar_t) eps, s, t) - eps)^2 (utils/diffusion.py:136-145). With a0 from
-    pi_k and w = exp(Q / lambda), its minimiser is the noised score of pi_k exp(Q / lambda), normalised."""
+    of w (eps_theta(sqrt(abar_t) a0 + sqrt(1 - abar_t) eps, s, t) - eps)^2. With a0 from pi_k and w = exp(Q / lambda),
+    its minimiser is the noised score of pi_k exp(Q / lambda), normalised."""
     abar = sched.abar[t_idx][:, None]
     eps = torch.randn_like(a0)
     pred = actor(obs, abar.sqrt() * a0 + (1 - abar).sqrt() * eps, t_idx)
@@ -305,7 +304,7 @@ def exploration_entropy(lam: torch.Tensor, act_dim: int, exploration_noise: floa
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# One update (algorithm/dpmd.py:90-205): critic, policy (weighted DSM), target critics and EMA policy, lambda
+# One update: critic, policy (weighted DSM), target critics and EMA policy, lambda
 
 
 class Batch(NamedTuple):
@@ -325,8 +324,7 @@ def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 
 def policy_lr_at(policy_updates: int, lr: float, lr_end: float, decay_begin: int, decay_steps: int) -> float:
-    """The authors' policy lr (algorithm/dpmd.py:57-63, optax.linear_schedule counted in policy updates): lr for the
-    first decay_begin policy updates, then linear to lr_end over decay_steps, then lr_end."""
+    """lr for the first decay_begin policy updates, then linear to lr_end over decay_steps, then lr_end."""
     frac = min(max(policy_updates - decay_begin, 0) / decay_steps, 1.0)
     return lr + frac * (lr_end - lr)
 
@@ -334,14 +332,12 @@ def policy_lr_at(policy_updates: int, lr: float, lr_end: float, decay_begin: int
 def make_update(
     policy, actor, actor_ema, qf, qf_target, log_lam, q_stats, q_optimizer, actor_optimizer, lam_optimizer, sched, args
 ):
-    """DPMD's update as two functions, in the authors' order (algorithm/dpmd.py:90-205). update(batch, lambda, u), for
-    update number u = 0, 1, ...: a' = best of N with noise from the online policy at s' (dpmd.py:110); the critic
-    step (SDAC's target, no entropy term); min(Q1, Q2)(s', a') with the critics after that step (dpmd.py:130); at every
-    policy_frequency-th u the policy step, weighted DSM on the a' themselves (dpmd.py:129-141), and the EMA policy;
-    with critic_double_step, the critics' second Adam step with the same gradients (dpmd.py:182-183); at every
-    target_network_frequency-th u the target critics; every u, the running mean and std of that min Q (q_stats,
-    dpmd.py:191-192). Statistics come back as tensors (no host sync); under --compile the losses and optimiser steps
-    are compiled. update_lambda() is SDAC's lambda rule (dpmd.py:146-149)."""
+    """DPMD's update, in the authors' order. update(batch, lambda, u), for update number u = 0, 1, ...: a' = best of N
+    with noise from the online policy at s'; the critic step (SDAC's target, no entropy term); min(Q1, Q2)(s', a')
+    with the critics after that step; at every policy_frequency-th u the policy step, weighted DSM on the a'
+    themselves, and the EMA policy; with critic_double_step, the critics' second Adam step with the same gradients;
+    at every target_network_frequency-th u the target critics; every u, the running mean and std of that min Q
+    (q_stats). Its statistics stay tensors (no host sync). update_lambda() is SDAC's lambda rule."""
     act_dim, target_entropy = actor.act_dim, -args.target_entropy_scale * actor.act_dim
 
     def critic_loss(data: Batch, lam: torch.Tensor):
