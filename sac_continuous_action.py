@@ -134,7 +134,7 @@ class TwinQNetwork(nn.Module):
 
 def tanh_gaussian_log_prob(u, mean, log_std, scale, eps: float = 1e-6) -> torch.Tensor:
     """log density of the env action scale * tanh(u) + bias, u ~ N(mean, exp(log_std)^2), per row: the Gaussian's
-    log density minus sum_i log(scale_i (1 - tanh(u_i)^2) + eps), CleanRL's form (sac_continuous_action.py:148).
+    log density minus sum_i log(scale_i (1 - tanh(u_i)^2) + eps), CleanRL's form.
     Its eps = 1e-6 caps the correction at -log(1e-6) = 13.8 per dimension, so a policy that saturates tanh is not
     charged further entropy for it. eps = 0 gives the exact density, in the stable form
     log(scale_i) + 2 (log 2 - u_i - softplus(-2 u_i))."""
