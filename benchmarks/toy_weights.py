@@ -70,7 +70,9 @@ def run_one(toy, argv: list[str], only: str | None) -> tuple[dict, np.ndarray]:
     import torch
 
     d, std, b = args.dim, args.gaussian_std, args.uniform_bound
-    proposal = {"gaussian": lambda n: std * torch.randn(n, d), "uniform": lambda n: (2 * torch.rand(n, d) - 1) * b}[only]
+    proposal = {"gaussian": lambda n: std * torch.randn(n, d), "uniform": lambda n: (2 * torch.rand(n, d) - 1) * b}[
+        only
+    ]
     x, _ = toy.train_and_sample(args, sched, toy.rssm_method(args, gmm, sched, proposal), toy.box(gmm))
     return {only: toy.mode_weights(x, gmm)}, target
 
@@ -87,8 +89,10 @@ def weight_profile(toy, argv: list[str], draws: int = 200_000) -> list[tuple]:
     torch.manual_seed(0)
     d, T = args.dim, args.diffusion_steps
     rows = []
-    for name, proposal in (("gaussian", lambda n: args.gaussian_std * torch.randn(n, d)),
-                           ("uniform", lambda n: (2 * torch.rand(n, d) - 1) * args.uniform_bound)):  # fmt: skip
+    for name, proposal in (
+        ("gaussian", lambda n: args.gaussian_std * torch.randn(n, d)),
+        ("uniform", lambda n: (2 * torch.rand(n, d) - 1) * args.uniform_bound),
+    ):
         t = torch.randint(0, T, (draws,))
         abar = sched.abar[t][:, None]
         x0 = proposal(draws) / abar.sqrt() - ((1 - abar) / abar).sqrt() * torch.randn(draws, d)  # eq. 17
@@ -114,7 +118,11 @@ def summary(paths: list[str]) -> None:
         for mixture, extra in groups:
             cells, seeds = [], set()
             for m in methods:
-                e = [float(r["worst_error"]) for r in rows if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)]
+                e = [
+                    float(r["worst_error"])
+                    for r in rows
+                    if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)
+                ]
                 seeds |= {r["seed"] for r in rows if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)}
                 cells.append("{:.3f} [{:.3f}, {:.3f}]".format(*interval(e)) if e else "-")
             print(f"| {mixture} | {extra or '(defaults)'} | {len(seeds)} | " + " | ".join(cells) + " |")
@@ -123,12 +131,20 @@ def summary(paths: list[str]) -> None:
             others = [m for m in methods if m != "dsm"]
             print("| mixture | " + " | ".join(f"{m} - dsm" for m in others) + " |\n|---|" + "---|" * len(others))
             for mixture, extra in groups:
-                err = {m: {r["seed"]: float(r["worst_error"]) for r in rows if (r["mixture"], r["extra"], r["method"])
-                           == (mixture, extra, m)} for m in methods}  # fmt: skip
+                err = {
+                    m: {
+                        r["seed"]: float(r["worst_error"])
+                        for r in rows
+                        if (r["mixture"], r["extra"], r["method"]) == (mixture, extra, m)
+                    }
+                    for m in methods
+                }
                 cells = []
                 for m in others:
                     seeds = sorted(set(err[m]) & set(err["dsm"]))
-                    cells.append("{:+.3f} [{:+.3f}, {:+.3f}]".format(*interval([err[m][k] - err["dsm"][k] for k in seeds])))
+                    cells.append(
+                        "{:+.3f} [{:+.3f}, {:+.3f}]".format(*interval([err[m][k] - err["dsm"][k] for k in seeds]))
+                    )
                 print(f"| {mixture} | " + " | ".join(cells) + " |")
 
 
@@ -145,9 +161,16 @@ def compare(new_path: str, old_path: str, paired: bool = False) -> None:
     for mixture in sorted({r["mixture"] for r in new if paired or r["extra"] == ""}):
         cells = []
         for m in methods:
-            a = {r["seed"]: float(r["worst_error"]) for r in new if (r["mixture"], r["method"]) == (mixture, m)
-                 and (paired or r["extra"] == "")}  # fmt: skip
-            b = {r["seed"]: float(r["worst_error"]) for r in old if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")}
+            a = {
+                r["seed"]: float(r["worst_error"])
+                for r in new
+                if (r["mixture"], r["method"]) == (mixture, m) and (paired or r["extra"] == "")
+            }
+            b = {
+                r["seed"]: float(r["worst_error"])
+                for r in old
+                if (r["mixture"], r["method"], r["extra"]) == (mixture, m, "")
+            }
             if paired:
                 d = np.array([a[k] - b[k] for k in sorted(set(a) & set(b))])
                 mean, lo, hi = interval(d)
@@ -172,8 +195,11 @@ def main() -> None:
     p.add_argument("--summary", nargs="+", metavar="CSV", help="print the tables of these files and exit")
     p.add_argument("--profile", action="store_true", help="print where eq. 36's weights put the loss, per step t")
     p.add_argument("--compare", nargs=2, metavar=("NEW_CSV", "OLD_CSV"), help="the difference of two commits' errors")
-    p.add_argument("--paired", action="store_true", help="with --compare: an option's runs against the defaults' "
-                   "of the same checkout, paired by seed")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="with --compare: an option's runs against the defaults' of the same checkout, paired by seed",
+    )
     p.add_argument("extra", nargs="*", help="after --: more options for rssm_toy_gmm.py (its defaults otherwise)")
     cli = p.parse_args()
     if cli.summary:
@@ -188,10 +214,14 @@ def main() -> None:
             print(f"\n{mixture}: share of eq. 36's total weight at each step t (flat: {1 / T:.3f})\n")
             print("| t | abar_t | " + " | ".join(f"p~ {n}" for n, _, _ in rows) + " |\n|---|---|" + "---|" * len(rows))
             for i in range(T):
-                print(f"| {i + 1} | {rows[0][2][i]:.3f} | " + " | ".join(f"{share[i]:.4f}" for _, share, _ in rows) + " |")
+                print(
+                    f"| {i + 1} | {rows[0][2][i]:.3f} | " + " | ".join(f"{share[i]:.4f}" for _, share, _ in rows) + " |"
+                )
             half = T // 2
-            print("\nshare of the weight at the noisier half of the steps (t > T/2; flat: 0.5): "
-                  + ", ".join(f"p~ {n} {share[half:].sum():.4f}" for n, share, _ in rows))
+            print(
+                "\nshare of the weight at the noisier half of the steps (t > T/2; flat: 0.5): "
+                + ", ".join(f"p~ {n} {share[half:].sum():.4f}" for n, share, _ in rows)
+            )
         return
     if not cli.csv:
         sys.exit("error: --csv is needed to run")
@@ -212,13 +242,24 @@ def main() -> None:
                 start = time.time()
                 weights, target = run_one(toy, argv, cli.only)
                 for method, w in weights.items():
-                    out.writerow(dict(mixture=mixture, seed=seed, method=method, extra=extra,
-                                      weights=" ".join(f"{v:.4f}" for v in w), target=" ".join(f"{v:g}" for v in target),
-                                      worst_error=f"{np.abs(np.asarray(w) - target).max():.4f}",
-                                      seconds=f"{time.time() - start:.1f}"))  # fmt: skip
+                    out.writerow(
+                        dict(
+                            mixture=mixture,
+                            seed=seed,
+                            method=method,
+                            extra=extra,
+                            weights=" ".join(f"{v:.4f}" for v in w),
+                            target=" ".join(f"{v:g}" for v in target),
+                            worst_error=f"{np.abs(np.asarray(w) - target).max():.4f}",
+                            seconds=f"{time.time() - start:.1f}",
+                        )
+                    )
                 f.flush()
-                print(f"{mixture} seed {seed}: " + ", ".join(f"{m} {np.abs(np.asarray(w) - target).max():.3f}"
-                                                               for m, w in weights.items()), flush=True)  # fmt: skip
+                print(
+                    f"{mixture} seed {seed}: "
+                    + ", ".join(f"{m} {np.abs(np.asarray(w) - target).max():.3f}" for m, w in weights.items()),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def load(folder: str | None, reuse: list[str] = (), stats: dict | None = None) -
             reader = csv.DictReader(f)
             missing = {"algorithm", "utd", "seed", "step", "return"} - set(reader.fieldnames or [])
             if missing:
-                sys.exit(f"error: --reuse {path}: no column {', '.join(sorted(missing))} (see utd_report.py's docstring)")
+                sys.exit(
+                    f"error: --reuse {path}: no column {', '.join(sorted(missing))} (see utd_report.py's docstring)"
+                )
             for row in reader:
                 rows[(row["algorithm"], row["utd"], int(row["seed"]))].append(row)
         for (algo, utd, seed), evals in rows.items():
@@ -77,8 +79,10 @@ def load(folder: str | None, reuse: list[str] = (), stats: dict | None = None) -
                 common = np.intersect1d(old.steps, steps)
                 agree = np.allclose([at(old, s) for s in common], [at(run, s) for s in common], atol=0.05)
                 if not agree or old.steps.max() < steps.max():
-                    sys.exit(f"error: {path} has {algo} at UTD {utd}, seed {seed}, which {folder} has too "
-                             + ("with other returns" if not agree else "to fewer steps"))
+                    sys.exit(
+                        f"error: {path} has {algo} at UTD {utd}, seed {seed}, which {folder} has too "
+                        + ("with other returns" if not agree else "to fewer steps")
+                    )
                 continue  # the folder's run is this one, further on
             groups[(algo, utd)][seed] = run
             if stats is not None:
@@ -121,15 +125,21 @@ def update_stats(folder: str) -> dict:
             tags = [t for t in STAT_TAGS if t in acc.Tags()["scalars"]]
             if tags:
                 out[(ALGORITHM_NAMES.get(exp_name, exp_name), utd)][int(seed)] = {
-                    t: tuple(map(np.array, zip(*[(e.step, e.value) for e in acc.Scalars(t)]))) for t in tags}
+                    t: tuple(map(np.array, zip(*[(e.step, e.value) for e in acc.Scalars(t)]))) for t in tags
+                }
     return dict(out)
 
 
 def stats_table(stats: dict, checkpoints: list[int]) -> list[str]:
     """The temperature and Q1 last logged at or before each step, mean over the seeds that reached it."""
-    out = ["", "## Stability: temperature (lambda; SAC: alpha) / Q1 on the batch, last logged at or before each step, "
-           "mean over seeds", "", "| algorithm | UTD | " + " | ".join(f"{s // 1000}k" for s in checkpoints) + " |",
-           "|---|---|" + "---|" * len(checkpoints)]  # fmt: skip
+    out = [
+        "",
+        "## Stability: temperature (lambda; SAC: alpha) / Q1 on the batch, last logged at or before each step, "
+        "mean over seeds",
+        "",
+        "| algorithm | UTD | " + " | ".join(f"{s // 1000}k" for s in checkpoints) + " |",
+        "|---|---|" + "---|" * len(checkpoints),
+    ]
     for (algo, utd), runs in sorted(stats.items()):
         cells = []
         for s in checkpoints:
@@ -160,9 +170,14 @@ def at(run, step: int) -> float:
 
 def report(groups: dict, stats: dict | None = None) -> str:
     checkpoints = [10_000, 20_000, 30_000, 40_000, 50_000]
-    out = ["## Evaluation return at equal env steps (mean +- std over seeds [95% t-interval])", "",
-           "| algorithm | UTD | seeds done | updates per run | " + " | ".join(f"{s // 1000}k" for s in checkpoints)
-           + " | mean after the warm-up (AUC) |", "|---|---|---|---|" + "---|" * len(checkpoints) + "---|"]  # fmt: skip
+    out = [
+        "## Evaluation return at equal env steps (mean +- std over seeds [95% t-interval])",
+        "",
+        "| algorithm | UTD | seeds done | updates per run | "
+        + " | ".join(f"{s // 1000}k" for s in checkpoints)
+        + " | mean after the warm-up (AUC) |",
+        "|---|---|---|---|" + "---|" * len(checkpoints) + "---|",
+    ]
     for (algo, utd), runs in groups.items():
         done = [r for r in runs if r.steps.max() >= TOTAL]
         cells = []
@@ -170,25 +185,43 @@ def report(groups: dict, stats: dict | None = None) -> str:
             vals = [at(r, s) for r in runs if s in r.steps]
             cells.append(ci(vals) if vals else "-")
         auc = ci([learning(r) for r in done]) if done else "-"
-        out.append(f"| {algo} | {utd} | {len(done)} of {len(runs)} | {updates(utd)} | "
-                   + " | ".join(cells) + f" | {auc} |")  # fmt: skip
-    out += ["", "## Cost: updates and wall-clock per finished run (one CPU core per run, warm-up and evaluations "
-            "included; mean [min, max])", "", "| algorithm | UTD | runs finished | updates per run | hours per run |",
-            "|---|---|---|---|---|"]  # fmt: skip
+        out.append(
+            f"| {algo} | {utd} | {len(done)} of {len(runs)} | {updates(utd)} | " + " | ".join(cells) + f" | {auc} |"
+        )
+    out += [
+        "",
+        "## Cost: updates and wall-clock per finished run (one CPU core per run, warm-up and evaluations "
+        "included; mean [min, max])",
+        "",
+        "| algorithm | UTD | runs finished | updates per run | hours per run |",
+        "|---|---|---|---|---|",
+    ]
     for (algo, utd), runs in groups.items():
         hours = [r.wall_seconds / 3600 for r in runs if r.steps.max() >= TOTAL and np.isfinite(r.wall_seconds)]
         cost = f"{np.mean(hours):.2f} [{min(hours):.2f}, {max(hours):.2f}]" if hours else "-"
         out.append(f"| {algo} | {utd} | {len(hours)} | {updates(utd)} | {cost} |")
-    out += ["", "## Per seed: final return (50k), mean after the warm-up, steps reached, wall-clock so far", "",
-            "| algorithm | UTD | seed | final | mean after warm-up | last step | hours |", "|---" * 7 + "|"]
+    out += [
+        "",
+        "## Per seed: final return (50k), mean after the warm-up, steps reached, wall-clock so far",
+        "",
+        "| algorithm | UTD | seed | final | mean after warm-up | last step | hours |",
+        "|---" * 7 + "|",
+    ]
     for (algo, utd), runs in groups.items():
         for r in runs:
             final = f"{at(r, TOTAL):.1f}" if TOTAL in r.steps else "-"
             auc = f"{learning(r):.1f}" if (r.steps > WARMUP).any() else "-"
-            out.append(f"| {algo} | {utd} | {r.seed} | {final} | {auc} | {int(r.steps.max())} | "
-                       + (f"{r.wall_seconds / 3600:.2f} |" if np.isfinite(r.wall_seconds) else "reused |"))
-    out += ["", "## UTD 1 minus UTD 0.2, paired by seed (the same seed's runs start from the same networks)", "",
-            "| algorithm | seeds | final return | mean after the warm-up |", "|---|---|---|---|"]
+            out.append(
+                f"| {algo} | {utd} | {r.seed} | {final} | {auc} | {int(r.steps.max())} | "
+                + (f"{r.wall_seconds / 3600:.2f} |" if np.isfinite(r.wall_seconds) else "reused |")
+            )
+    out += [
+        "",
+        "## UTD 1 minus UTD 0.2, paired by seed (the same seed's runs start from the same networks)",
+        "",
+        "| algorithm | seeds | final return | mean after the warm-up |",
+        "|---|---|---|---|",
+    ]
     for algo in sorted({a for a, _ in groups}):
         lo, hi = {r.seed: r for r in groups.get((algo, "0.2"), [])}, {r.seed: r for r in groups.get((algo, "1"), [])}
         seeds = [s for s in lo if s in hi and lo[s].steps.max() >= TOTAL and hi[s].steps.max() >= TOTAL]

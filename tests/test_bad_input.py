@@ -17,16 +17,37 @@ import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMON = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, log_interval=20, eval_interval=100,
-              eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
+COMMON = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=60,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=100,
+    eval_episodes=2,
+    buffer_size=1000,
+    cuda=False,
+)
 SCRIPTS = pytest.mark.parametrize(
     "script, error, name, tiny",
-    [pytest.param(sdac, SystemExit, "SDAC", dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4,
-                                                     lambda_update_interval=10), id="sdac"),
-     pytest.param(sac, SystemExit, "SAC", COMMON, id="sac"),
-     pytest.param(dpmd, SystemExit, "DPMD", dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
-                  id="dpmd")],
-)  # fmt: skip
+    [
+        pytest.param(
+            sdac,
+            SystemExit,
+            "SDAC",
+            dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4, lambda_update_interval=10),
+            id="sdac",
+        ),
+        pytest.param(sac, SystemExit, "SAC", COMMON, id="sac"),
+        pytest.param(
+            dpmd,
+            SystemExit,
+            "DPMD",
+            dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
+            id="dpmd",
+        ),
+    ],
+)
 
 
 @SCRIPTS
@@ -40,9 +61,14 @@ def test_non_finite_loss_stops_the_run_naming_step_and_checkpoint(script, error,
 
 
 @SCRIPTS
-@pytest.mark.parametrize("env_id, message", [("NoSuchEnv-v0", "cannot create env 'NoSuchEnv-v0'"),
-                                             ("Pusher-v4", "use Pusher-v5"),
-                                             ("CartPole-v1", "needs a continuous \\(Box\\) action space")])  # fmt: skip
+@pytest.mark.parametrize(
+    "env_id, message",
+    [
+        ("NoSuchEnv-v0", "cannot create env 'NoSuchEnv-v0'"),
+        ("Pusher-v4", "use Pusher-v5"),
+        ("CartPole-v1", "needs a continuous \\(Box\\) action space"),
+    ],
+)
 def test_unsuitable_envs_get_clear_errors(script, error, name, tiny, env_id, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(error, match=message):
@@ -87,15 +113,23 @@ def test_bad_checkpoints_get_clear_errors(script, error, name, tiny, tmp_path, m
 
 
 @SCRIPTS
-@pytest.mark.parametrize("argv, message", [(["--total-timesteps", "-5"], "error: --total-timesteps must be >= 1"),
-                                           (["--env-id", "CartPole-v1"], "error: {name} needs a continuous (Box) action space"),
-                                           (["--resume", "missing.pt"], "error: checkpoint not found: missing.pt"),
-                                           (["--env-id", "Hopper-v4", "--resume", "garbage.pt"],
-                                            "error: garbage.pt is not a checkpoint of {name}: not a file torch.save wrote")])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--total-timesteps", "-5"], "error: --total-timesteps must be >= 1"),
+        (["--env-id", "CartPole-v1"], "error: {name} needs a continuous (Box) action space"),
+        (["--resume", "missing.pt"], "error: checkpoint not found: missing.pt"),
+        (
+            ["--env-id", "Hopper-v4", "--resume", "garbage.pt"],
+            "error: garbage.pt is not a checkpoint of {name}: not a file torch.save wrote",
+        ),
+    ],
+)
 def test_command_line_errors_are_one_line_without_traceback(script, error, name, tiny, argv, message, tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"garbage")
-    proc = subprocess.run([sys.executable, script.__file__, *argv], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, script.__file__, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1
     # one line: no traceback, and no library warning before it (gymnasium's "-v4 is out of date", for one)
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and message.format(name=name) in proc.stderr
@@ -104,15 +138,18 @@ def test_command_line_errors_are_one_line_without_traceback(script, error, name,
 
 
 @SCRIPTS
-@pytest.mark.parametrize("change, message", [
-    (dict(q_lr=float("inf")), r"--q-lr must be finite, got inf"),
-    (dict(gamma=float("nan")), r"--gamma must be finite, got nan"),
-    (dict(seed=-1), r"--seed must be in \[0, 2\*\*32\), got -1"),
-    (dict(seed=2**32), r"--seed must be in \[0, 2\*\*32\), got 4294967296"),
-    (dict(exp_name="a/b"), r"--exp-name must be a name, not a path .*got 'a/b'"),
-    (dict(exp_name=".."), r"--exp-name must be a name, not a path"),
-    (dict(learning_starts=400, total_timesteps=400), r"--learning-starts \(400\) must be below --total-timesteps"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(q_lr=float("inf")), r"--q-lr must be finite, got inf"),
+        (dict(gamma=float("nan")), r"--gamma must be finite, got nan"),
+        (dict(seed=-1), r"--seed must be in \[0, 2\*\*32\), got -1"),
+        (dict(seed=2**32), r"--seed must be in \[0, 2\*\*32\), got 4294967296"),
+        (dict(exp_name="a/b"), r"--exp-name must be a name, not a path .*got 'a/b'"),
+        (dict(exp_name=".."), r"--exp-name must be a name, not a path"),
+        (dict(learning_starts=400, total_timesteps=400), r"--learning-starts \(400\) must be below --total-timesteps"),
+    ],
+)
 def test_options_that_would_fail_late_or_silently_are_refused_first(script, error, name, tiny, change, message):
     """Each of these once gave a traceback, wrote outside runs/, trained nothing while reporting returns, or wrote
     inf weights into the checkpoint it named as the last good one (issue 36)."""

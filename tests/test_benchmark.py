@@ -17,14 +17,41 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import report  # noqa: E402
 
 # tiny runs that both scripts accept: a few seconds each, updates and evaluations included
-TINY = ["--total-timesteps", "120", "--num-envs", "2", "--learning-starts", "40", "--batch-size", "16", "--buffer-size",
-        "500", "--eval-interval", "60", "--eval-episodes", "2", "--log-interval", "20", "--no-cuda"]  # fmt: skip
-SDAC_SMALL = ["--args-for", "sdac_continuous_action.py", "--num-candidates 2 --num-reverse-samples 4 --diffusion-steps 4"]
+TINY = [
+    "--total-timesteps",
+    "120",
+    "--num-envs",
+    "2",
+    "--learning-starts",
+    "40",
+    "--batch-size",
+    "16",
+    "--buffer-size",
+    "500",
+    "--eval-interval",
+    "60",
+    "--eval-episodes",
+    "2",
+    "--log-interval",
+    "20",
+    "--no-cuda",
+]
+SDAC_SMALL = [
+    "--args-for",
+    "sdac_continuous_action.py",
+    "--num-candidates 2 --num-reverse-samples 4 --diffusion-steps 4",
+]
 
 
 def bench(*args, cwd, env=None, timeout=300):
-    return subprocess.run(["bash", os.path.join(REPO, "benchmark.sh"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHON": sys.executable, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        ["bash", os.path.join(REPO, "benchmark.sh"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHON": sys.executable, **(env or {})},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,7 +108,9 @@ def test_report_curve_is_the_mean_and_std_over_seeds(sweep):
 
 def test_report_command_writes_markdown_and_one_png_per_env(sweep, tmp_path):
     out = tmp_path / "out"
-    assert report.main([str(sweep), "--out", str(out), "--solved", "InvertedPendulum-v4=950", "--note", "Made by X."]) == 0
+    assert (
+        report.main([str(sweep), "--out", str(out), "--solved", "InvertedPendulum-v4=950", "--note", "Made by X."]) == 0
+    )
     text = (out / "report.md").read_text()
     assert text.startswith("# Sweep report\n\nMade by X.\n\n## Evaluation return")
     assert "paper's Table 1" in text and "![curves_Hopper-v4.png](curves_Hopper-v4.png)" in text
@@ -129,10 +158,28 @@ def test_resumed_run_wall_clock_sums_its_attempts(tmp_path):
 
 
 def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
-    proc = bench("--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
-                 "Walker2d-v4", "--seeds", "1", "2", "3", "--out", "sw", "--dry-run", "--args-for",
-                 "sdac_continuous_action.py", "--num-candidates 4 --diffusion-steps 10", "--", "--total-timesteps", "7",
-                 cwd=tmp_path)  # fmt: skip
+    proc = bench(
+        "--scripts",
+        "sdac_continuous_action.py",
+        "sac_continuous_action.py",
+        "--env-ids",
+        "Hopper-v4",
+        "Walker2d-v4",
+        "--seeds",
+        "1",
+        "2",
+        "3",
+        "--out",
+        "sw",
+        "--dry-run",
+        "--args-for",
+        "sdac_continuous_action.py",
+        "--num-candidates 4 --diffusion-steps 10",
+        "--",
+        "--total-timesteps",
+        "7",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if "python" in ln]
     assert len(lines) == 12
@@ -158,9 +205,16 @@ def test_dry_run_prints_every_combination_and_runs_nothing(tmp_path):
 def test_utd_study_runs_each_configuration_at_its_settings(tmp_path):
     """benchmarks/utd_study.sh, dry: SDAC, DPMD and SAC on Hopper-v4, seeds 1-3, at 1 and 5 gradient steps per vector
     step of 5 envs, each script with its study settings; UTD_GRADIENT_STEPS=5 runs UTD 1 alone."""
+
     def dry(env=None):
-        proc = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "utd_study.sh"), "out", "--dry-run"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
+        proc = subprocess.run(
+            ["bash", os.path.join(REPO, "benchmarks", "utd_study.sh"), "out", "--dry-run"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **(env or {})},
+        )
         assert proc.returncode == 0, proc.stderr
         return [ln for ln in proc.stdout.splitlines() if "python" in ln]
 
@@ -171,7 +225,9 @@ def test_utd_study_runs_each_configuration_at_its_settings(tmp_path):
         assert len(at) == 9 and all(f"out/gs{gs} " in ln for ln in at)
     common = "--num-envs 5 --learning-starts 5000 --total-timesteps 50000 --eval-interval 2500 --eval-episodes 20"
     assert all(common in ln and "--env-id Hopper-v4" in ln and "--checkpoint-buffer" in ln for ln in lines)
-    assert all(("--num-candidates 4 --num-reverse-samples 64 --diffusion-steps 10" in ln) == ("sdac_" in ln) for ln in lines)
+    assert all(
+        ("--num-candidates 4 --num-reverse-samples 64 --diffusion-steps 10" in ln) == ("sdac_" in ln) for ln in lines
+    )
     assert all(("--num-candidates 4 --diffusion-steps 10" in ln) == ("dpmd_" in ln) for ln in lines)
     assert sorted({ln.split("--seed ")[1].split()[0] for ln in lines}) == ["1", "2", "3"]
     only = dry({"UTD_GRADIENT_STEPS": "5"})
@@ -182,36 +238,68 @@ def test_utd_study_runs_each_configuration_at_its_settings(tmp_path):
     assert len(left) == 2 and all("dpmd_" in ln and "--num-candidates 4 --diffusion-steps 10" in ln for ln in left)
     assert [ln.split("--seed ")[1].split()[0] for ln in left] == ["2", "3"]
     assert [ln for ln in dry({"UTD_SCRIPTS": "sac"}) if "--num-candidates" in ln] == []
-    proc = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "utd_study.sh"), "out", "--dry-run"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "UTD_SCRIPTS": "td3"})
+    proc = subprocess.run(
+        ["bash", os.path.join(REPO, "benchmarks", "utd_study.sh"), "out", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "UTD_SCRIPTS": "td3"},
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == "error: UTD_SCRIPTS: td3 is not one of sac dpmd sdac"
 
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--bogus"], "unknown option --bogus"), (["--scripts", "nope.py"], "no such script"),
-     (["--seeds", "x"], "seeds must be non-negative integers"), (["--jobs", "0"], "--jobs must be a positive integer"),
-     (["--", "--exp-name", "x"], "--exp-name is set by benchmark.sh"),
-     (["--args-for", "sdac_continuous_action.py", "--resume x"], "--resume is set by benchmark.sh"),
-     (["--args-for", "nope.py", "--x"], "not one of --scripts"), (["--out"], "--out needs a value"),
-     (["--", "--total-timesteps", "9", "--dry-run"], "--dry-run is an option of benchmark.sh, not of the scripts"),
-     (["--", "--jobs=2"], "--jobs is an option of benchmark.sh"), (["--", "--slurm"], "--slurm is an option of benchmark.sh"),
-     (["--", "--checkpoint-interval", "5"], "--checkpoint-interval is benchmark.sh's option")],
-)  # fmt: skip
+    [
+        (["--bogus"], "unknown option --bogus"),
+        (["--scripts", "nope.py"], "no such script"),
+        (["--seeds", "x"], "seeds must be non-negative integers"),
+        (["--jobs", "0"], "--jobs must be a positive integer"),
+        (["--", "--exp-name", "x"], "--exp-name is set by benchmark.sh"),
+        (["--args-for", "sdac_continuous_action.py", "--resume x"], "--resume is set by benchmark.sh"),
+        (["--args-for", "nope.py", "--x"], "not one of --scripts"),
+        (["--out"], "--out needs a value"),
+        (["--", "--total-timesteps", "9", "--dry-run"], "--dry-run is an option of benchmark.sh, not of the scripts"),
+        (["--", "--jobs=2"], "--jobs is an option of benchmark.sh"),
+        (["--", "--slurm"], "--slurm is an option of benchmark.sh"),
+        (["--", "--checkpoint-interval", "5"], "--checkpoint-interval is benchmark.sh's option"),
+    ],
+)
 def test_bad_input_gets_one_line_errors(args, message, tmp_path):
     proc = bench(*args, "--dry-run", cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr
 
 
 def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_reports_failures(tmp_path):
-    common = ["--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
-              "--seeds", "1", "2", "--out", "sw", "--jobs", "2", "--checkpoint-interval", "60", *SDAC_SMALL, "--"]  # fmt: skip
+    common = [
+        "--scripts",
+        "sdac_continuous_action.py",
+        "sac_continuous_action.py",
+        "--env-ids",
+        "Hopper-v4",
+        "--seeds",
+        "1",
+        "2",
+        "--out",
+        "sw",
+        "--jobs",
+        "2",
+        "--checkpoint-interval",
+        "60",
+        *SDAC_SMALL,
+        "--",
+    ]
     proc = bench(*common, *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 runs: 4 finished, 0 failed, 0 skipped" in proc.stdout
     sw = tmp_path / "sw"
-    assert sorted(os.listdir(sw / "done")) == ["sac__Hopper-v4__1", "sac__Hopper-v4__2", "sdac__Hopper-v4__1",
-                                              "sdac__Hopper-v4__2"]  # fmt: skip
+    assert sorted(os.listdir(sw / "done")) == [
+        "sac__Hopper-v4__1",
+        "sac__Hopper-v4__2",
+        "sdac__Hopper-v4__1",
+        "sdac__Hopper-v4__2",
+    ]
     for log in glob.glob(str(sw / "logs" / "*.log")):
         assert "eval_return" in open(log).read()
     assert len(report.find_runs(str(sw))) == 4
@@ -230,8 +318,9 @@ def test_local_sweep_runs_in_parallel_skips_finished_resumes_interrupted_and_rep
     assert run.steps.tolist() == [60, 120, 180], "one run folder, continued, not a second one"
 
     # a run that fails is reported, and the exit status says so
-    proc = bench("--scripts", "sac_continuous_action.py", "--env-ids", "CartPole-v1", "--out", "sw", "--", *TINY,
-                 cwd=tmp_path)  # fmt: skip
+    proc = bench(
+        "--scripts", "sac_continuous_action.py", "--env-ids", "CartPole-v1", "--out", "sw", "--", *TINY, cwd=tmp_path
+    )
     assert proc.returncode == 1 and "1 runs: 0 finished, 1 failed, 0 skipped" in proc.stdout
     assert "needs a continuous (Box) action space" in (sw / "logs" / "sac__CartPole-v1__1.log").read_text()
     # that second sweep in the same folder left the first one's records alone (sweeps may share a folder)
@@ -242,8 +331,17 @@ def fake_sweep(tmp_path, script_text: str, *args, **kw):
     """benchmark.sh over a stand-in for the RL scripts (fake_continuous_action.py, with script_text as its body)."""
     shutil.copy(os.path.join(REPO, "benchmark.sh"), tmp_path)
     (tmp_path / "fake_continuous_action.py").write_text(script_text)
-    cmd = ["bash", str(tmp_path / "benchmark.sh"), "--scripts", "fake_continuous_action.py",
-           "--out", kw.get("out", "sw"), "--jobs", "1", *args]  # fmt: skip
+    cmd = [
+        "bash",
+        str(tmp_path / "benchmark.sh"),
+        "--scripts",
+        "fake_continuous_action.py",
+        "--out",
+        kw.get("out", "sw"),
+        "--jobs",
+        "1",
+        *args,
+    ]
     env = {**os.environ, "PYTHON": sys.executable, **kw.get("env", {})}
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -254,8 +352,10 @@ def test_a_run_stopped_by_a_signal_is_not_marked_finished(tmp_path):
     finished. The state comes from the exit status, not from the log's last lines: here wandb's closing lines follow
     the "stopped by" line (which once made a stopped run count as finished), and a run that exits 0 is finished
     whatever it printed."""
-    stopped = ('print("stopped by SIGTERM at global step 40; checkpoint written. To continue:")\n'
-               'print("wandb: Synced 5 W&B file(s)")\nraise SystemExit(75)\n')  # fmt: skip
+    stopped = (
+        'print("stopped by SIGTERM at global step 40; checkpoint written. To continue:")\n'
+        'print("wandb: Synced 5 W&B file(s)")\nraise SystemExit(75)\n'
+    )
     for _ in range(2):  # and again: still not skipped
         out, err = fake_sweep(tmp_path, stopped).communicate(timeout=60)
         assert "stopped  fake__Hopper-v4__1 (by a signal, with a checkpoint" in out, out + err
@@ -272,8 +372,10 @@ def test_one_process_per_run_folder(tmp_path):
     slow = "import time\nprint('started', flush=True)\ntime.sleep(6)\nprint('done')\n"
     first = fake_sweep(tmp_path, slow)
     for _ in range(100):  # until the first sweep's run has begun
-        if os.path.exists(tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log") and "started" in (
-                tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log").read_text():  # fmt: skip
+        if (
+            os.path.exists(tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log")
+            and "started" in (tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log").read_text()
+        ):
             break
         time.sleep(0.1)
     second = fake_sweep(tmp_path, slow)
@@ -285,9 +387,14 @@ def test_one_process_per_run_folder(tmp_path):
     assert (tmp_path / "sw" / "logs" / "fake__Hopper-v4__1.log").read_text().count("started") == 1
 
 
-@pytest.mark.parametrize("args, message", [(["--env-ids", "Hoper-v4", "Walker2d-v4"], "unknown env id(s): Hoper-v4"),
-                                           (["--env-ids", "Hopper-v4 "], "holds a space"),
-                                           (["--slurm"], "--slurm needs sbatch on the PATH")])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env-ids", "Hoper-v4", "Walker2d-v4"], "unknown env id(s): Hoper-v4"),
+        (["--env-ids", "Hopper-v4 "], "holds a space"),
+        (["--slurm"], "--slurm needs sbatch on the PATH"),
+    ],
+)
 def test_bad_sweeps_are_refused_before_anything_is_created(args, message, tmp_path):
     no_sbatch = tmp_path / "path"  # the PATH's programs but sbatch (CI's machine has Slurm)
     no_sbatch.mkdir()
@@ -305,15 +412,23 @@ def test_the_slurm_command_runs_under_sh_with_a_non_ascii_folder(tmp_path):
     went to ./$/...): a stand-in sbatch keeps the command, and /bin/sh runs it as the array task 0 would."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text('#!/bin/sh\nwhile [ $# -gt 0 ]; do [ "$1" = --wrap ] && printf %s "$2" > "$WRAP"; '
-                                    'shift; done\necho "Submitted batch job 1"\n')  # fmt: skip
+    (bin_dir / "sbatch").write_text(
+        '#!/bin/sh\nwhile [ $# -gt 0 ]; do [ "$1" = --wrap ] && printf %s "$2" > "$WRAP"; '
+        'shift; done\necho "Submitted batch job 1"\n'
+    )
     (bin_dir / "sbatch").chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "WRAP": str(tmp_path / "wrap.txt")}
     out, err = fake_sweep(tmp_path, "print('ran')\n", "--slurm", out="swé", env=env).communicate(timeout=60)
     assert "Submitted batch job 1" in out, out + err
     env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0", "PYTHON": sys.executable}
-    task = subprocess.run(["/bin/sh", "-c", (tmp_path / "wrap.txt").read_text()], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env=env)  # fmt: skip
+    task = subprocess.run(
+        ["/bin/sh", "-c", (tmp_path / "wrap.txt").read_text()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert task.returncode == 0, task.stdout + task.stderr
     assert "ran" in (tmp_path / "swé" / "logs" / "fake__Hopper-v4__1.log").read_text()
     assert not os.path.exists(tmp_path / "$")
@@ -335,8 +450,12 @@ def slurm_available() -> str:
 @pytest.mark.skipif(bool(slurm_available()), reason=slurm_available() or "-")
 def test_slurm_job_array_runs_every_combination(tmp_path):
     conf_dir = tmp_path / "slurm"
-    up = subprocess.run(["bash", os.path.join(REPO, "tests", "slurm", "start_local_slurm.sh"), str(conf_dir)],
-                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    up = subprocess.run(
+        ["bash", os.path.join(REPO, "tests", "slurm", "start_local_slurm.sh"), str(conf_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         run_slurm_sweep(tmp_path, {"SLURM_CONF": str(conf_dir / "slurm.conf")})
@@ -345,9 +464,31 @@ def test_slurm_job_array_runs_every_combination(tmp_path):
 
 
 def run_slurm_sweep(tmp_path, env):
-    args = ["--slurm", "--slurm-wait", "--slurm-cpus", "1", "--slurm-mem", "2G", "--slurm-time", "00:10:00",
-            "--scripts", "sdac_continuous_action.py", "sac_continuous_action.py", "--env-ids", "Hopper-v4",
-            "--seeds", "1", "2", "--out", "sw", "--checkpoint-interval", "60", *SDAC_SMALL, "--", *TINY]  # fmt: skip
+    args = [
+        "--slurm",
+        "--slurm-wait",
+        "--slurm-cpus",
+        "1",
+        "--slurm-mem",
+        "2G",
+        "--slurm-time",
+        "00:10:00",
+        "--scripts",
+        "sdac_continuous_action.py",
+        "sac_continuous_action.py",
+        "--env-ids",
+        "Hopper-v4",
+        "--seeds",
+        "1",
+        "2",
+        "--out",
+        "sw",
+        "--checkpoint-interval",
+        "60",
+        *SDAC_SMALL,
+        "--",
+        *TINY,
+    ]
     proc = bench(*args, cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "submitting 4 runs as one job array" in proc.stdout
@@ -361,7 +502,11 @@ def run_slurm_sweep(tmp_path, env):
         assert ("--num-candidates 2" in log) == key.startswith("sdac"), "--args-for reached the array tasks"
     runs = report.find_runs(str(sw))
     assert sorted((r.algo, r.seed, r.steps.tolist()[-1]) for r in runs) == [
-        ("SAC", 1, 120), ("SAC", 2, 120), ("SDAC", 1, 120), ("SDAC", 2, 120)]  # fmt: skip
+        ("SAC", 1, 120),
+        ("SAC", 2, 120),
+        ("SDAC", 1, 120),
+        ("SDAC", 2, 120),
+    ]
     # submitted again: every array task finds its run finished
     proc = bench(*args, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0 and "4 runs: 0 finished, 0 failed, 4 skipped" in proc.stdout, proc.stdout

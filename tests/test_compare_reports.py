@@ -44,10 +44,14 @@ def test_compare_official_shifts_steps_and_summarises(tmp_path):
     report = (out / "report.md").read_text()
     # common steps 7500..12500; authors final 20, 40 -> 30 +- 10; best 30, 50 -> 40 +- 10; ours final 25, 35; best 35, 45
     # the last 5 and all evaluations are the same three here: authors (10 + 30 + 20) / 3 = 20 and 110 / 3 = 36.7
-    assert ("| authors' code (JAX) | 1, 2 | 30.0 +- 10.0 | 40.0 +- 10.0 | 20.0/30.0, 40.0/50.0 | 28.3 +- 8.3 (20.0, 36.7) "
-            "| 28.3 +- 8.3 (20.0, 36.7) |") in report
-    assert ("| ours (PyTorch) | 1, 2 | 30.0 +- 5.0 | 40.0 +- 5.0 | 25.0/35.0, 35.0/45.0 | 30.0 +- 5.0 (25.0, 35.0) "
-            "| 30.0 +- 5.0 (25.0, 35.0) |") in report
+    assert (
+        "| authors' code (JAX) | 1, 2 | 30.0 +- 10.0 | 40.0 +- 10.0 | 20.0/30.0, 40.0/50.0 | 28.3 +- 8.3 (20.0, 36.7) "
+        "| 28.3 +- 8.3 (20.0, 36.7) |"
+    ) in report
+    assert (
+        "| ours (PyTorch) | 1, 2 | 30.0 +- 5.0 | 40.0 +- 5.0 | 25.0/35.0, 35.0/45.0 | 30.0 +- 5.0 (25.0, 35.0) "
+        "| 30.0 +- 5.0 (25.0, 35.0) |"
+    ) in report
     # against their range: final 30 inside 20..40; ours (25, 35) vs theirs (20, 40): U = 2, its mean, so p = 1
     assert "| ours (PyTorch) | 30.0 inside 20.0..40.0, p 1.00 | 40.0 inside 30.0..50.0, p 1.00 |" in report
     assert "| 7500 | 10.0 | 20.0 | 15.0 | 25.0 |" in report
@@ -68,11 +72,25 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
     ours = our_run(tmp_path / "a", 1, [1, 2, 15, 35, 25], "dpmd", "losses/dpmd_weight_std")
     other = our_run(tmp_path / "b", 1, [1, 2, 5, 6, 7], "dpmd", "losses/dpmd_weight_clip_frac")
     out = tmp_path / "out"
-    argv = ["--alg", "dpmd", "--official", str(off), "--ours", ours, "--variant", "ours, standardised", other, "--out", str(out)]
+    argv = [
+        "--alg",
+        "dpmd",
+        "--official",
+        str(off),
+        "--ours",
+        ours,
+        "--variant",
+        "ours, standardised",
+        other,
+        "--out",
+        str(out),
+    ]
     assert compare_official.main(argv) == 0
     report = (out / "report.md").read_text()
     assert report.startswith("# DPMD: ours beside the authors' code (Hopper-v4)")
-    assert "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 | 6.0 +- 0.0 (6.0) | 6.0 +- 0.0 (6.0) |" in report
+    assert (
+        "| ours, standardised | 1 | 7.0 +- 0.0 | 7.0 +- 0.0 | 7.0/7.0 | 6.0 +- 0.0 (6.0) | 6.0 +- 0.0 (6.0) |" in report
+    )
     # the variant's final 7 lies below the authors' one seed (20); one seed against one: p = 1
     assert "| ours, standardised | 7.0 below 20.0..20.0, p 1.00 | 7.0 below 30.0..30.0, p 1.00 |" in report
     assert "| env step | authors s1 | ours s1 | v1 s1 |" in report and "| 12500 | 20.0 | 25.0 | 7.0 |" in report
@@ -89,7 +107,11 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
 def test_against_theirs_range_and_rank_test():
     import numpy as np
 
-    theirs = [np.array([0.0, 10, 20]), np.array([0.0, 10, 22]), np.array([0.0, 10, 24])]  # finals 20..24, all-means 10..11.3
+    theirs = [
+        np.array([0.0, 10, 20]),
+        np.array([0.0, 10, 22]),
+        np.array([0.0, 10, 24]),
+    ]  # finals 20..24, all-means 10..11.3
     ours = [np.array([5.0, 30, 30]), np.array([5.0, 30, 31]), np.array([5.0, 30, 32])]  # every metric above theirs
     cells = compare_official.against_theirs(ours, theirs)
     # fully separated 3 against 3: p = 2 / 20
@@ -120,8 +142,12 @@ def test_compare_cleanrl_windows_and_sps_ratio(tmp_path):
     cleanrl = [training_run(tmp_path, "sac_continuous_action", s, [s * 10.0] * 4, 100) for s in (1, 2)]
     ours = [training_run(tmp_path, "sac", s, [1, 2, 3, 4 * s], 110) for s in (1, 2)]
     out = tmp_path / "out"
-    assert compare_cleanrl.main(["--cleanrl", *cleanrl, "--ours", *ours, "--out", str(out), "--every", "2000",
-                                 "--window", "2"]) == 0  # fmt: skip
+    assert (
+        compare_cleanrl.main(
+            ["--cleanrl", *cleanrl, "--ours", *ours, "--out", str(out), "--every", "2000", "--window", "2"]
+        )
+        == 0
+    )
     report = (out / "report.md").read_text()
     # at 4000: the last 2 episodes; ours (3 + 4) / 2 = 3.5 and (3 + 8) / 2 = 5.5
     # rank test, 2 against 2: both of ours below both of CleanRL's is 2 of the 6 splits (either direction)
@@ -133,11 +159,34 @@ def test_compare_cleanrl_windows_and_sps_ratio(tmp_path):
     assert "ours,2,4000,8.0000" in rows and "CleanRL,1,1000,10.0000" in rows
     # an extra group is an extra column; the range check is ours against CleanRL's seeds
     older = [training_run(tmp_path / "old", "sac", s, [12.0] * 4, 90) for s in (1, 2)]
-    assert compare_cleanrl.main(["--cleanrl", *cleanrl, "--ours", *older, "--also", "before", *ours, "--out", str(out),
-                                 "--every", "2000", "--window", "2"]) == 0  # fmt: skip
+    assert (
+        compare_cleanrl.main(
+            [
+                "--cleanrl",
+                *cleanrl,
+                "--ours",
+                *older,
+                "--also",
+                "before",
+                *ours,
+                "--out",
+                str(out),
+                "--every",
+                "2000",
+                "--window",
+                "2",
+            ]
+        )
+        == 0
+    )
     report = (out / "report.md").read_text()
-    assert "| env step | CleanRL | ours | before | ours' mean in CleanRL's range | rank test p, ours vs CleanRL |" in report
-    assert "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 12.0 +- 0.0 (12.0, 12.0) | 1.5 +- 0.0 (1.5, 1.5) | yes | 1.000 |" in report  # 12, 12 between 10 and 20: U at its centre
+    assert (
+        "| env step | CleanRL | ours | before | ours' mean in CleanRL's range | rank test p, ours vs CleanRL |"
+        in report
+    )
+    assert (
+        "| 2000 | 15.0 +- 5.0 (10.0, 20.0) | 12.0 +- 0.0 (12.0, 12.0) | 1.5 +- 0.0 (1.5, 1.5) | yes | 1.000 |" in report
+    )  # 12, 12 between 10 and 20: U at its centre
 
 
 def test_rank_test_p_is_the_exact_mann_whitney_p():
@@ -183,14 +232,22 @@ def test_utd_report_tables_from_known_runs(tmp_path):
     stats = utd_report.stats_table(utd_report.update_stats(str(tmp_path)), [10_000, 30_000])
     assert "| SDAC | 0.2 | 3.5 / 10 | 3.5 / 30 |" in stats and "| SDAC | 1 | 6 / 10 | 5.5 / 30 |" in stats
     # the cost over finished runs only; the running seed's hours so far (2500..20000: 3.5 h) in its own row
-    assert "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text and "| SDAC | 1 | 2 | 45000 | 9.50 [9.50, 9.50] |" in text
+    assert (
+        "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text
+        and "| SDAC | 1 | 2 | 45000 | 9.50 [9.50, 9.50] |" in text
+    )
     assert "| SDAC | 1 | 3 | - | 137.5 | 20000 | 3.50 |" in text
     # an earlier run of seed 3 at UTD 0.2 from a CSV (evaluations from 7500 on): a third seed, without hours
     reuse = tmp_path / "reuse.csv"
-    reuse.write_text("algorithm,utd,seed,step,return\n" + "".join(f"SDAC,0.2,3,{s},{s / 100 + 20}\n" for s in steps[2:]))
+    reuse.write_text(
+        "algorithm,utd,seed,step,return\n" + "".join(f"SDAC,0.2,3,{s},{s / 100 + 20}\n" for s in steps[2:])
+    )
     text = utd_report.report(utd_report.load(str(tmp_path), [str(reuse)]))
     assert "| SDAC | 0.2 | 3 of 3 | 9000 | " in text and "510.0 +- 10.0 [485.2, 534.8]" in text  # 500, 510, 520
-    assert "| SDAC | 0.2 | 3 | 520.0 | 307.5 | 50000 | reused |" in text and "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text
+    assert (
+        "| SDAC | 0.2 | 3 | 520.0 | 307.5 | 50000 | reused |" in text
+        and "| SDAC | 0.2 | 2 | 9000 | 4.75 [4.75, 4.75] |" in text
+    )
     assert "| SDAC | 3 | " not in text  # seed 3 of UTD 1 is unfinished: no pair
     reuse.write_text("algorithm,utd,seed,step,return\nSDAC,0.2,1,7500,1.0\n")
     with pytest.raises(SystemExit, match="seed 1, which .* with other returns"):

@@ -15,9 +15,13 @@ OBS, ACT, B = 5, 2, 32
 
 def batch(module, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return module.Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
-                        torch.randn(B, generator=g), torch.randn(B, OBS, generator=g),
-                        (torch.rand(B, generator=g) < 0.1).float())  # fmt: skip
+    return module.Batch(
+        torch.randn(B, OBS, generator=g),
+        torch.rand(B, ACT, generator=g) * 2 - 1,
+        torch.randn(B, generator=g),
+        torch.randn(B, OBS, generator=g),
+        (torch.rand(B, generator=g) < 0.1).float(),
+    )
 
 
 def sdac_learner(args):
@@ -29,8 +33,9 @@ def sdac_learner(args):
     a_opt = sdac.make_optimizer(actor.parameters(), args.policy_lr, args, torch.device("cpu"))
     lam_opt = torch.optim.Adam([log_lam], lr=args.lambda_lr)
     sched = sdac.make_schedule(args.beta_schedule, args.diffusion_steps)
-    update, _ = sdac.make_update(sdac.make_policy(sched, args), actor, actor_ema, qf, qf_target, log_lam, q_opt, a_opt,
-                                 lam_opt, sched, args)  # fmt: skip
+    update, _ = sdac.make_update(
+        sdac.make_policy(sched, args), actor, actor_ema, qf, qf_target, log_lam, q_opt, a_opt, lam_opt, sched, args
+    )
     return update, (actor, actor_ema, qf), sched
 
 
@@ -39,8 +44,10 @@ def sac_learner(args):
     actor, qf = sac.Actor(OBS, ACT), sac.TwinQNetwork(OBS, ACT)
     qf_target = copy.deepcopy(qf)
     log_alpha = torch.tensor(-1.0, requires_grad=True)
-    opts = [sac.make_optimizer(p, lr, args, torch.device("cpu"))
-            for p, lr in [(qf.parameters(), args.q_lr), (actor.parameters(), args.policy_lr), ([log_alpha], args.policy_lr)]]  # fmt: skip
+    opts = [
+        sac.make_optimizer(p, lr, args, torch.device("cpu"))
+        for p, lr in [(qf.parameters(), args.q_lr), (actor.parameters(), args.policy_lr), ([log_alpha], args.policy_lr)]
+    ]
     update = sac.make_update(actor, qf, qf_target, log_alpha, *opts, -float(ACT), args)
     return update, (actor, qf, log_alpha)
 
@@ -146,10 +153,24 @@ def test_sdac_compiled_run_resumes_an_eager_checkpoint_and_anneals_its_lr(tmp_pa
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.chdir(tmp_path)
-    tiny = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, num_candidates=2,
-                num_reverse_samples=4, diffusion_steps=3, log_interval=20, eval_interval=0, eval_episodes=2,
-                buffer_size=1000, cuda=False, checkpoint_interval=100, checkpoint_buffer=True,
-                policy_lr_decay_begin=20, policy_lr_decay_steps=40)  # fmt: skip
+    tiny = dict(
+        env_id="Hopper-v4",
+        num_envs=2,
+        learning_starts=60,
+        batch_size=16,
+        num_candidates=2,
+        num_reverse_samples=4,
+        diffusion_steps=3,
+        log_interval=20,
+        eval_interval=0,
+        eval_episodes=2,
+        buffer_size=1000,
+        cuda=False,
+        checkpoint_interval=100,
+        checkpoint_buffer=True,
+        policy_lr_decay_begin=20,
+        policy_lr_decay_steps=40,
+    )
     out = sdac.train(sdac.Args(**tiny, total_timesteps=120))
     torch._dynamo.reset()
     resumed = sdac.train(sdac.Args(**tiny, total_timesteps=240, compile=True, resume=out["checkpoint"]))
@@ -159,6 +180,8 @@ def test_sdac_compiled_run_resumes_an_eager_checkpoint_and_anneals_its_lr(tmp_pa
     lr = {e.step: e.value for e in acc.Scalars("charts/policy_lr")}
     # updates u = 0, 1, ... from step 62 on, one per 2 env steps; policy updates at even u: the last one before step
     # 200 is u = 68, policy update 34 (14 of 40 into the decay), before step 240 u = 88, policy update 44 (24 of 40)
-    assert lr[200] == pytest.approx(3e-4 + 14 / 40 * (3e-5 - 3e-4)) and lr[240] == pytest.approx(3e-4 + 24 / 40 * (3e-5 - 3e-4))
+    assert lr[200] == pytest.approx(3e-4 + 14 / 40 * (3e-5 - 3e-4)) and lr[240] == pytest.approx(
+        3e-4 + 24 / 40 * (3e-5 - 3e-4)
+    )
     assert max(e.step for e in acc.Scalars("losses/actor_loss")) == 240
     torch._dynamo.reset()

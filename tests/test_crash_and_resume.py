@@ -18,11 +18,31 @@ import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-COMMON = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, log_interval=20, eval_interval=100,
-              eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
-LOGGED = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/qf1_values", "losses/qf2_values",
-          "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss", "losses/target_q",
-          "eval/episodic_return", "eval/episodic_length"]  # fmt: skip
+COMMON = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=60,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=100,
+    eval_episodes=2,
+    buffer_size=1000,
+    cuda=False,
+)
+LOGGED = [
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "losses/qf1_values",
+    "losses/qf2_values",
+    "losses/qf1_loss",
+    "losses/qf2_loss",
+    "losses/qf_loss",
+    "losses/actor_loss",
+    "losses/target_q",
+    "eval/episodic_return",
+    "eval/episodic_length",
+]
 
 
 def scalars(run_dir: str) -> dict[str, list[int]]:
@@ -33,14 +53,30 @@ def scalars(run_dir: str) -> dict[str, list[int]]:
 
 @pytest.mark.parametrize(
     "script, tiny, coefficient, logged",
-    [pytest.param(sdac, dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4, lambda_update_interval=10),
-                  "lambda", ["charts/policy_lr", "losses/lambda", "losses/rssm_ess", "losses/rssm_weight_std",
-                             "losses/rssm_q_mean"], id="sdac"),
-     pytest.param(sac, COMMON, "alpha", ["losses/alpha", "losses/alpha_loss", "losses/entropy"], id="sac"),
-     pytest.param(dpmd, dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10), "lambda",
-                  ["charts/policy_lr", "losses/lambda", "losses/dpmd_weight_clip_frac", "losses/dpmd_weight_std",
-                   "losses/dpmd_q_running_mean"], id="dpmd")],
-)  # fmt: skip
+    [
+        pytest.param(
+            sdac,
+            dict(COMMON, num_candidates=2, num_reverse_samples=4, diffusion_steps=4, lambda_update_interval=10),
+            "lambda",
+            ["charts/policy_lr", "losses/lambda", "losses/rssm_ess", "losses/rssm_weight_std", "losses/rssm_q_mean"],
+            id="sdac",
+        ),
+        pytest.param(sac, COMMON, "alpha", ["losses/alpha", "losses/alpha_loss", "losses/entropy"], id="sac"),
+        pytest.param(
+            dpmd,
+            dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
+            "lambda",
+            [
+                "charts/policy_lr",
+                "losses/lambda",
+                "losses/dpmd_weight_clip_frac",
+                "losses/dpmd_weight_std",
+                "losses/dpmd_q_running_mean",
+            ],
+            id="dpmd",
+        ),
+    ],
+)
 def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = script.Args(**tiny, total_timesteps=300, checkpoint_interval=200, checkpoint_buffer=True, save_model=True)
@@ -75,8 +111,15 @@ def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tm
 def test_checkpoint_holds_the_buffers_transitions_not_its_capacity(script, tmp_path, monkeypatch):
     """--checkpoint-buffer writes what the buffer holds: 100 transitions of a 200k buffer cost ~10 KB, not 22 MB."""
     monkeypatch.chdir(tmp_path)
-    tiny = dict(COMMON, buffer_size=200_000, learning_starts=98, total_timesteps=100, checkpoint_interval=100,
-                checkpoint_buffer=True, eval_interval=0)  # fmt: skip
+    tiny = dict(
+        COMMON,
+        buffer_size=200_000,
+        learning_starts=98,
+        total_timesteps=100,
+        checkpoint_interval=100,
+        checkpoint_buffer=True,
+        eval_interval=0,
+    )
     if script is not sac:
         tiny.update(num_candidates=2, diffusion_steps=3, **({"num_reverse_samples": 4} if script is sdac else {}))
     out = script.train(script.Args(**tiny))
@@ -115,11 +158,18 @@ def test_resume_restores_every_object_and_the_random_state(script, tmp_path, mon
     buffer) and the Python, NumPy and torch random states equal what the checkpoint holds. Catches an object left
     out of the restore, an optimiser's state or lr not restored, the RNG not restored."""
     monkeypatch.chdir(tmp_path)
-    tiny = dict(COMMON, total_timesteps=200, checkpoint_interval=200, checkpoint_buffer=True, eval_interval=0,
-                policy_lr=1e-3)  # fmt: skip
+    tiny = dict(
+        COMMON, total_timesteps=200, checkpoint_interval=200, checkpoint_buffer=True, eval_interval=0, policy_lr=1e-3
+    )
     if script is not sac:
-        tiny.update(num_candidates=2, diffusion_steps=3, lambda_update_interval=10, policy_lr_decay_begin=5,
-                    policy_lr_decay_steps=10, **({"num_reverse_samples": 4} if script is sdac else {}))  # fmt: skip
+        tiny.update(
+            num_candidates=2,
+            diffusion_steps=3,
+            lambda_update_interval=10,
+            policy_lr_decay_begin=5,
+            policy_lr_decay_steps=10,
+            **({"num_reverse_samples": 4} if script is sdac else {}),
+        )
     out = script.train(script.Args(**tiny))
     ckpt = torch.load(out["checkpoint"], weights_only=True)
     seen = {}
@@ -127,8 +177,10 @@ def test_resume_restores_every_object_and_the_random_state(script, tmp_path, mon
 
     def spy(ckpt_, state, args):
         counters = real(ckpt_, state, args)
-        seen["state"] = {name: (obj.detach().clone() if isinstance(obj, torch.Tensor) else copy.deepcopy(obj.state_dict()))
-                         for name, obj in state.items()}  # fmt: skip
+        seen["state"] = {
+            name: (obj.detach().clone() if isinstance(obj, torch.Tensor) else copy.deepcopy(obj.state_dict()))
+            for name, obj in state.items()
+        }
         seen["rng"] = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         return counters
 

@@ -18,15 +18,27 @@ import sdac_continuous_action as sdac
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_run.sh)")
 SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
-MODES = pytest.mark.parametrize("mode", [{}, {"compile": True}, {"cudagraphs": True}], ids=["eager", "compile", "cudagraphs"])
+MODES = pytest.mark.parametrize(
+    "mode", [{}, {"compile": True}, {"cudagraphs": True}], ids=["eager", "compile", "cudagraphs"]
+)
 
 
 def tiny(script, **kw):
     extra = {} if script is sac else dict(num_candidates=4, diffusion_steps=5)
     if script is sdac:
         extra["num_reverse_samples"] = 8
-    return script.Args(env_id="Hopper-v4", num_envs=2, learning_starts=100, batch_size=64, log_interval=50,
-                       eval_interval=100, eval_episodes=3, buffer_size=10_000, cuda=True, **{**extra, **kw})  # fmt: skip
+    return script.Args(
+        env_id="Hopper-v4",
+        num_envs=2,
+        learning_starts=100,
+        batch_size=64,
+        log_interval=50,
+        eval_interval=100,
+        eval_episodes=3,
+        buffer_size=10_000,
+        cuda=True,
+        **{**extra, **kw},
+    )
 
 
 @SCRIPTS
@@ -70,10 +82,20 @@ def test_cudagraphs_evaluations_compile_once_and_warn_nothing(script, tmp_path, 
 def test_gpu_checkpoint_resumes_on_the_cpu_and_back(script, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch._dynamo.reset()
-    first = script.train(tiny(script, total_timesteps=200, compile=True, checkpoint_interval=200, checkpoint_buffer=True))
+    first = script.train(
+        tiny(script, total_timesteps=200, compile=True, checkpoint_interval=200, checkpoint_buffer=True)
+    )
     torch._dynamo.reset()
-    on_cpu = script.train(tiny(script, total_timesteps=300, cuda=False, checkpoint_interval=100, checkpoint_buffer=True,
-                               resume=first["checkpoint"]))
+    on_cpu = script.train(
+        tiny(
+            script,
+            total_timesteps=300,
+            cuda=False,
+            checkpoint_interval=100,
+            checkpoint_buffer=True,
+            resume=first["checkpoint"],
+        )
+    )
     assert on_cpu["global_step"] == 300
     torch._dynamo.reset()
     back = script.train(tiny(script, total_timesteps=400, cudagraphs=True, resume=on_cpu["checkpoint"]))

@@ -21,21 +21,42 @@ SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac
 
 
 def tiny(script, **kw):
-    extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3, policy_lr_decay_begin=2,
-                                          policy_lr_decay_steps=5)  # fmt: skip
+    extra = (
+        {}
+        if script is sac
+        else dict(num_candidates=2, diffusion_steps=3, policy_lr_decay_begin=2, policy_lr_decay_steps=5)
+    )
     if script is sdac:
         extra["num_reverse_samples"] = 4
-    return script.Args(env_id="Pendulum-v1", num_envs=2, total_timesteps=60, learning_starts=30, batch_size=16,
-                       log_interval=10, eval_interval=0, eval_episodes=2, buffer_size=1000, cuda=False,
-                       checkpoint_interval=0, save_model=True, **{**extra, **kw})  # fmt: skip
+    return script.Args(
+        env_id="Pendulum-v1",
+        num_envs=2,
+        total_timesteps=60,
+        learning_starts=30,
+        batch_size=16,
+        log_interval=10,
+        eval_interval=0,
+        eval_episodes=2,
+        buffer_size=1000,
+        cuda=False,
+        checkpoint_interval=0,
+        save_model=True,
+        **{**extra, **kw},
+    )
 
 
 def cudagraphs_on_cpu(script, monkeypatch) -> dict:
     """Patches the script and torch so that --cudagraphs runs on a CPU; returns what the run is seen to do."""
     seen = dict(modes=[], events=[], outputs=[], returned=[], optimizers=[])
-    real_validate, real_compile, real_mark = script.validate_args, torch.compile, torch.compiler.cudagraph_mark_step_begin
+    real_validate, real_compile, real_mark = (
+        script.validate_args,
+        torch.compile,
+        torch.compiler.cudagraph_mark_step_begin,
+    )
     real_optimizer, real_compile_policy = script.make_optimizer, script.compile_policy
-    monkeypatch.setattr(script, "validate_args", lambda args: real_validate(dataclasses.replace(args, cudagraphs=False)))
+    monkeypatch.setattr(
+        script, "validate_args", lambda args: real_validate(dataclasses.replace(args, cudagraphs=False))
+    )
 
     def capturable_optimizer(params, lr, args, device):
         opt = real_optimizer(params, lr, args, device)
@@ -77,7 +98,9 @@ def cudagraphs_on_cpu(script, monkeypatch) -> dict:
     real_make_update = script.make_update
     monkeypatch.setattr(script, "make_update", make_update)
     monkeypatch.setattr(script, "make_optimizer", capturable_optimizer)
-    monkeypatch.setattr(script, "compile_policy", lambda policy, args: counted("policy", real_compile_policy(policy, args)))
+    monkeypatch.setattr(
+        script, "compile_policy", lambda policy, args: counted("policy", real_compile_policy(policy, args))
+    )
     monkeypatch.setattr(torch, "compile", compile)
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", mark)
     return seen
@@ -107,7 +130,10 @@ def test_cudagraph_branches_run_on_a_cpu(script, tmp_path, monkeypatch):
         assert seen["optimizers"][1].param_groups[0]["lr"].item() == pytest.approx(3e-5)
 
     name = {sdac: "sdac_model", sac: "sac_model", dpmd: "dpmd_model"}[script]
-    final = [torch.load(f"{out['run_dir']}/{exp}.{name}", weights_only=True) for out, exp in [(eager, "eager"), (graphed, "graphed")]]
+    final = [
+        torch.load(f"{out['run_dir']}/{exp}.{name}", weights_only=True)
+        for out, exp in [(eager, "eager"), (graphed, "graphed")]
+    ]
     for key in final[0].keys() - {"args", "format"}:  # the networks, their EMA and targets, lambda or alpha
         for p, q in zip(pytree.tree_leaves(final[0][key]), pytree.tree_leaves(final[1][key])):
             # (the last policy steps move a weight by about 3e-5 each, 3e-4 if the compiled step kept the first lr)

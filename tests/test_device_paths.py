@@ -3,8 +3,6 @@ on the CPU; the compiled acting policy at two batch sizes; no host read in the a
 policy loss into the critics; one copy per stored vector step; the renderer a --no-cuda run picks."""
 
 import copy
-import glob
-import math
 import os
 import traceback
 
@@ -17,8 +15,17 @@ import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
 SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
-TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, log_interval=20, eval_interval=0,
-            eval_episodes=3, buffer_size=1000, cuda=False)  # fmt: skip
+TINY = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=40,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=0,
+    eval_episodes=3,
+    buffer_size=1000,
+    cuda=False,
+)
 
 
 def tiny(script, **kw):
@@ -52,12 +59,16 @@ def test_compiled_policy_one_static_graph_per_batch_size(monkeypatch):
     graphs = []
 
     def recorder(gm, example_inputs):
-        dynamic = any(isinstance(s, torch.SymInt) for x in example_inputs if isinstance(x, torch.Tensor) for s in x.shape)
+        dynamic = any(
+            isinstance(s, torch.SymInt) for x in example_inputs if isinstance(x, torch.Tensor) for s in x.shape
+        )
         graphs.append(dynamic or any(isinstance(x, torch.SymInt) for x in example_inputs))
         return gm.forward
 
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, dynamic=None: real_compile(fn, backend=recorder, dynamic=dynamic))
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, mode=None, dynamic=None: real_compile(fn, backend=recorder, dynamic=dynamic)
+    )
     torch._dynamo.reset()
     args = tiny(sdac, compile=True)
     torch.manual_seed(0)
@@ -95,8 +106,13 @@ def test_sac_policy_step_leaves_the_critics_gradients_alone():
     """SAC's policy loss reaches Q through its input a = pi(s); the critics' parameters need no gradient from it
     (computing it, then zeroing it at the next critic step, is wasted work on every policy update)."""
     g = torch.Generator().manual_seed(1)
-    data = sac.Batch(torch.randn(16, 5, generator=g), torch.rand(16, 3, generator=g) * 2 - 1, torch.randn(16, generator=g),
-                     torch.randn(16, 5, generator=g), torch.zeros(16))  # fmt: skip
+    data = sac.Batch(
+        torch.randn(16, 5, generator=g),
+        torch.rand(16, 3, generator=g) * 2 - 1,
+        torch.randn(16, generator=g),
+        torch.randn(16, 5, generator=g),
+        torch.zeros(16),
+    )
 
     def learner(policy_frequency):  # update 0 is the critic step alone (2), or followed by a policy step (1)
         torch.manual_seed(0)
@@ -132,7 +148,9 @@ def test_a_vector_step_is_stored_with_one_copy(monkeypatch):
     o, a, r, o2, d = rb.data
     assert torch.equal(o[:3], torch.tensor(obs, dtype=torch.float32)) and torch.equal(o2[:3], o[:3] + 100)
     assert torch.equal(a[:3], -torch.ones(3, 2)) and torch.equal(r[:3], torch.tensor([1.0, 2.0, 3.0]))
-    assert torch.equal(d[:3], torch.tensor([1.0, 0.0, 1.0])) and rb.size == 3 and o.shape == (10, 4) and r.shape == (10,)
+    assert (
+        torch.equal(d[:3], torch.tensor([1.0, 0.0, 1.0])) and rb.size == 3 and o.shape == (10, 4) and r.shape == (10,)
+    )
 
 
 @pytest.mark.parametrize("cuda, expected", [(False, "osmesa"), (True, "egl")])

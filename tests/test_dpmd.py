@@ -18,12 +18,56 @@ def test_defaults_are_the_authors():
     linear 0.8, 30k warm-up, 5 envs), algorithm/dpmd.py:44-45 and 132-134, 191-192 (delay 2, reward scale 0.2,
     clip 3, EMA rate 0.001), network/diffv2.py:120 (lambda 5)."""
     a = dpmd.Args()
-    got = (a.num_candidates, a.diffusion_steps, a.policy_lr, a.policy_lr_end, a.q_lr, a.lambda_lr,
-           a.lambda_update_interval, a.exploration_noise, a.beta_schedule, a.linear_beta_scale, a.learning_starts,
-           a.num_envs, a.reward_scale, a.lambda_init, a.x_T_scale, a.policy_frequency, a.target_network_frequency,
-           a.tau, a.q_clip, a.q_stats_rate, a.q_normalization, a.critic_double_step, a.clip_noisy_actions)  # fmt: skip
-    assert got == (32, 20, 3e-4, 3e-5, 3e-4, 7e-3, 250, 0.1, "linear", 0.8, 30_000, 5, 0.2, 5.0, 0.5, 2, 2, 0.005,
-                   3.0, 0.001, "authors", True, False)  # fmt: skip
+    got = (
+        a.num_candidates,
+        a.diffusion_steps,
+        a.policy_lr,
+        a.policy_lr_end,
+        a.q_lr,
+        a.lambda_lr,
+        a.lambda_update_interval,
+        a.exploration_noise,
+        a.beta_schedule,
+        a.linear_beta_scale,
+        a.learning_starts,
+        a.num_envs,
+        a.reward_scale,
+        a.lambda_init,
+        a.x_T_scale,
+        a.policy_frequency,
+        a.target_network_frequency,
+        a.tau,
+        a.q_clip,
+        a.q_stats_rate,
+        a.q_normalization,
+        a.critic_double_step,
+        a.clip_noisy_actions,
+    )
+    assert got == (
+        32,
+        20,
+        3e-4,
+        3e-5,
+        3e-4,
+        7e-3,
+        250,
+        0.1,
+        "linear",
+        0.8,
+        30_000,
+        5,
+        0.2,
+        5.0,
+        0.5,
+        2,
+        2,
+        0.005,
+        3.0,
+        0.001,
+        "authors",
+        True,
+        False,
+    )
 
 
 class LinearEps(torch.nn.Module):
@@ -91,11 +135,28 @@ def learner(**kw):
     a_opt = dpmd.make_optimizer(actor.parameters(), args.policy_lr, args, torch.device("cpu"))
     lam_opt = torch.optim.Adam([log_lam], lr=args.lambda_lr)
     sched = dpmd.make_schedule(args.beta_schedule, args.diffusion_steps)
-    update, _ = dpmd.make_update(dpmd.make_policy(sched, args), actor, actor_ema, qf, qf_target, log_lam, q_stats,
-                                 q_opt, a_opt, lam_opt, sched, args)  # fmt: skip
+    update, _ = dpmd.make_update(
+        dpmd.make_policy(sched, args),
+        actor,
+        actor_ema,
+        qf,
+        qf_target,
+        log_lam,
+        q_stats,
+        q_opt,
+        a_opt,
+        lam_opt,
+        sched,
+        args,
+    )
     g = torch.Generator().manual_seed(1)
-    data = dpmd.Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
-                      torch.randn(B, generator=g), torch.randn(B, OBS, generator=g), torch.zeros(B))  # fmt: skip
+    data = dpmd.Batch(
+        torch.randn(B, OBS, generator=g),
+        torch.rand(B, ACT, generator=g) * 2 - 1,
+        torch.randn(B, generator=g),
+        torch.randn(B, OBS, generator=g),
+        torch.zeros(B),
+    )
     return update, data, qf, q_opt, q_stats
 
 

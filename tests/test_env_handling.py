@@ -49,9 +49,19 @@ def test_final_observations_flags_and_episodes_in_a_run(script, tmp_path, monkey
     """train() on CountingEnv: its replay buffer read back from the final checkpoint, its episodes from TensorBoard."""
     monkeypatch.chdir(tmp_path)
     n, steps, CountingEnv.created = 3, 40, 0  # check_env's env is 0, the training envs 1..n
-    tiny = dict(env_id="CountingEnv-v0", num_envs=n, total_timesteps=n * steps, learning_starts=n * steps - 1,
-                batch_size=8, buffer_size=1000, cuda=False, eval_interval=0, eval_episodes=1,
-                checkpoint_interval=n * steps, checkpoint_buffer=True)  # fmt: skip
+    tiny = dict(
+        env_id="CountingEnv-v0",
+        num_envs=n,
+        total_timesteps=n * steps,
+        learning_starts=n * steps - 1,
+        batch_size=8,
+        buffer_size=1000,
+        cuda=False,
+        eval_interval=0,
+        eval_episodes=1,
+        checkpoint_interval=n * steps,
+        checkpoint_buffer=True,
+    )
     if script is sdac_continuous_action:
         tiny.update(num_candidates=2, diffusion_steps=3, num_reverse_samples=4)
     out = script.train(script.Args(**tiny))
@@ -103,9 +113,19 @@ def test_replay_buffer_wraps_around_and_round_trips(script):
 
 @pytest.mark.parametrize(
     "env_id",
-    ["Ant-v4", "HalfCheetah-v4", "Humanoid-v4", "Walker2d-v4", "Hopper-v4", "Swimmer-v4", "Reacher-v4", "Pusher-v5",
-     "InvertedPendulum-v4", "InvertedDoublePendulum-v4"],
-)  # fmt: skip
+    [
+        "Ant-v4",
+        "HalfCheetah-v4",
+        "Humanoid-v4",
+        "Walker2d-v4",
+        "Hopper-v4",
+        "Swimmer-v4",
+        "Reacher-v4",
+        "Pusher-v5",
+        "InvertedPendulum-v4",
+        "InvertedDoublePendulum-v4",
+    ],
+)
 def test_the_papers_ten_tasks_can_be_created(env_id):
     scale, bias = sdac_continuous_action.check_env(env_id)
     assert np.all(scale > 0) and np.all(np.isfinite(bias))
@@ -123,8 +143,9 @@ def hopper_terminal(obs: np.ndarray) -> np.ndarray:
     return ~((z > 0.7) & (np.abs(angle) < 0.2) & (np.abs(obs[:, 1:]) < 100).all(1))
 
 
-@pytest.mark.parametrize("script", [sdac_continuous_action, sac_continuous_action, dpmd_continuous_action],
-                         ids=["sdac", "sac", "dpmd"])  # fmt: skip
+@pytest.mark.parametrize(
+    "script", [sdac_continuous_action, sac_continuous_action, dpmd_continuous_action], ids=["sdac", "sac", "dpmd"]
+)
 def test_what_train_stores_for_terminated_and_truncated_episodes(script, tmp_path, monkeypatch):
     """A real run of train() (random warm-up, then the policy) on Hopper with a 25-step time limit, its replay buffer
     read back from the final checkpoint. Every stored s' is the successor of s in the same episode; where an episode
@@ -133,9 +154,20 @@ def test_what_train_stores_for_terminated_and_truncated_episodes(script, tmp_pat
     the final observation, terminated | truncated as done, transitions lost or duplicated."""
     monkeypatch.chdir(tmp_path)
     n, total = 2, 400
-    tiny = dict(env_id="TruncatedHopper-v4", num_envs=n, learning_starts=200, total_timesteps=total, batch_size=16,
-                buffer_size=1000, cuda=False, eval_interval=0, eval_episodes=1, checkpoint_interval=total,
-                checkpoint_buffer=True, log_interval=100)  # fmt: skip
+    tiny = dict(
+        env_id="TruncatedHopper-v4",
+        num_envs=n,
+        learning_starts=200,
+        total_timesteps=total,
+        batch_size=16,
+        buffer_size=1000,
+        cuda=False,
+        eval_interval=0,
+        eval_episodes=1,
+        checkpoint_interval=total,
+        checkpoint_buffer=True,
+        log_interval=100,
+    )
     if script is not sac_continuous_action:
         tiny.update(num_candidates=2, diffusion_steps=3)
         if script is sdac_continuous_action:

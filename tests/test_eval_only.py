@@ -12,15 +12,30 @@ import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, log_interval=20, eval_interval=0,
-            eval_episodes=2, buffer_size=1000, cuda=False, total_timesteps=100, checkpoint_interval=100,
-            save_model=True)  # fmt: skip
+TINY = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=40,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=0,
+    eval_episodes=2,
+    buffer_size=1000,
+    cuda=False,
+    total_timesteps=100,
+    checkpoint_interval=100,
+    save_model=True,
+)
 SCRIPTS = pytest.mark.parametrize(
     "script, error, tiny",
-    [pytest.param(sdac, SystemExit, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"),
-     pytest.param(sac, SystemExit, TINY, id="sac"),
-     pytest.param(dpmd, SystemExit, dict(TINY, num_candidates=2, diffusion_steps=3), id="dpmd")],
-)  # fmt: skip
+    [
+        pytest.param(
+            sdac, SystemExit, dict(TINY, num_candidates=2, num_reverse_samples=4, diffusion_steps=3), id="sdac"
+        ),
+        pytest.param(sac, SystemExit, TINY, id="sac"),
+        pytest.param(dpmd, SystemExit, dict(TINY, num_candidates=2, diffusion_steps=3), id="dpmd"),
+    ],
+)
 
 
 @SCRIPTS
@@ -31,7 +46,9 @@ def test_eval_only_evaluates_the_files_policy(script, error, tiny, tmp_path, mon
     capsys.readouterr()
 
     def evaluate(path, **kw):
-        return script.evaluate_saved(script.cli_args(["--eval-only", "--load-model", path, "--eval-episodes", "3", *kw.get("more", [])]))
+        return script.evaluate_saved(
+            script.cli_args(["--eval-only", "--load-model", path, "--eval-episodes", "3", *kw.get("more", [])])
+        )
 
     from_model = evaluate(model)
     assert len(from_model) == 3 and capsys.readouterr().out.startswith(f"{model}: Hopper-v4, 3 episodes: return ")
@@ -54,7 +71,9 @@ def test_eval_only_bad_input(script, error, tiny, tmp_path, monkeypatch):
     with pytest.raises(error, match="model not found: nope.pt"):
         script.evaluate_saved(script.Args(eval_only=True, load_model="nope.pt"))
     (tmp_path / "garbage.pt").write_bytes(b"garbage")
-    with pytest.raises(error, match=f"garbage.pt is not a saved model or a checkpoint of {script.ALGORITHM}: not a file"):
+    with pytest.raises(
+        error, match=f"garbage.pt is not a saved model or a checkpoint of {script.ALGORITHM}: not a file"
+    ):
         script.evaluate_saved(script.Args(eval_only=True, load_model="garbage.pt"))
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(error, match=f"is not a saved model or a checkpoint of {script.ALGORITHM}"):

@@ -32,10 +32,24 @@ def test_a_stopped_and_resumed_run_ends_as_the_uninterrupted_one(script, tmp_pat
         extra["num_reverse_samples"] = 4
 
     def args(name, **kw):  # 60 iterations of 2 envs: random until step 40, evaluations at 50, 100 and 120
-        return script.Args(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, buffer_size=1000,
-                           total_timesteps=120, eval_interval=50, eval_episodes=2, log_interval=20, cuda=False,
-                           checkpoint_interval=10**6, checkpoint_buffer=True, save_model=True, exp_name=name,
-                           **extra, **kw)  # fmt: skip
+        return script.Args(
+            env_id="Hopper-v4",
+            num_envs=2,
+            learning_starts=40,
+            batch_size=16,
+            buffer_size=1000,
+            total_timesteps=120,
+            eval_interval=50,
+            eval_episodes=2,
+            log_interval=20,
+            cuda=False,
+            checkpoint_interval=10**6,
+            checkpoint_buffer=True,
+            save_model=True,
+            exp_name=name,
+            **extra,
+            **kw,
+        )
 
     straight = script.train(args("straight"))
     real = script.crossed

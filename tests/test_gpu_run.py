@@ -11,8 +11,9 @@ SCRIPT = os.path.join(REPO, "benchmarks", "gpu_run.sh")
 
 def run(out, **env):
     settings = dict(OUT=str(out), BUDGET="60", KILL_AFTER="2", MIN_STAGE="3")
-    return subprocess.run(["bash", SCRIPT], env={**os.environ, **settings, **env}, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        ["bash", SCRIPT], env={**os.environ, **settings, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_hanging_stage_is_killed_at_its_cap_and_the_next_stage_runs(tmp_path):
@@ -32,9 +33,11 @@ def test_a_broken_environment_stops_at_the_smoke_stage(tmp_path):
     stage, the reason in the summary, no later stage started."""
     planted = tmp_path / "planted"
     planted.mkdir()
-    (planted / "sitecustomize.py").write_text("import gymnasium\n\ndef make(*a, **k):\n"
-                                              "    raise AttributeError('planted: no eglQueryString')\n\n"
-                                              "gymnasium.make = make\n")  # fmt: skip
+    (planted / "sitecustomize.py").write_text(
+        "import gymnasium\n\ndef make(*a, **k):\n"
+        "    raise AttributeError('planted: no eglQueryString')\n\n"
+        "gymnasium.make = make\n"
+    )
     r = run(tmp_path / "out", PYTHONPATH=str(planted))
     summary = (tmp_path / "out" / "summary.txt").read_text()
     assert r.returncode == 3 and "smoke FAILED; the end of env.txt" in summary, r.stdout + r.stderr

@@ -17,9 +17,21 @@ import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
 SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
-TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, log_interval=20, eval_interval=0,
-            eval_episodes=2, buffer_size=1000, cuda=False, total_timesteps=100, checkpoint_interval=100,
-            checkpoint_buffer=True, save_model=True)  # fmt: skip
+TINY = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=40,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=0,
+    eval_episodes=2,
+    buffer_size=1000,
+    cuda=False,
+    total_timesteps=100,
+    checkpoint_interval=100,
+    checkpoint_buffer=True,
+    save_model=True,
+)
 
 
 def tiny(script, **kw):
@@ -68,8 +80,13 @@ def test_a_payload_in_a_real_checkpoint_does_not_run(trained, tmp_path):
         with pytest.raises(SystemExit, match="could run code"):
             script.evaluate_saved(script.Args(eval_only=True, load_model=str(tmp_path / name)))
     assert not (tmp_path / "marker").exists(), "the payload ran"
-    proc = subprocess.run([sys.executable, script.__file__, "--resume", str(tmp_path / "ckpt.pt")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, script.__file__, "--resume", str(tmp_path / "ckpt.pt")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "could run code" in proc.stderr
     assert not (tmp_path / "marker").exists(), "the payload ran from the command line"
 

@@ -17,7 +17,13 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["sdac_continuous_action.py", "sac_continuous_action.py", "dpmd_continuous_action.py"]
 RULE = "# " + "=" * 117
-SECTIONS = ["class Args:", RULE + "\n# The algorithm:", RULE + "\n# Training loop", "\ndef train(", RULE + "\n# Plumbing:"]
+SECTIONS = [
+    "class Args:",
+    RULE + "\n# The algorithm:",
+    RULE + "\n# Training loop",
+    "\ndef train(",
+    RULE + "\n# Plumbing:",
+]
 
 
 def read(name: str) -> str:
@@ -44,8 +50,10 @@ def test_plumbing_is_identical_in_every_script(other):
     sdac, copy = plumbing(read(SCRIPTS[0])), plumbing(read(other))
     if sdac != copy:
         diff = difflib.unified_diff(sdac.splitlines(), copy.splitlines(), SCRIPTS[0], other, lineterm="", n=1)
-        pytest.fail("the plumbing differs between the scripts (edit all, or move the line above the plumbing):\n"
-                    + "\n".join(list(diff)[:40]))  # fmt: skip
+        pytest.fail(
+            "the plumbing differs between the scripts (edit all, or move the line above the plumbing):\n"
+            + "\n".join(list(diff)[:40])
+        )
 
 
 def test_the_check_would_catch_a_drift():
@@ -85,8 +93,9 @@ def test_the_algorithm_runs_without_the_plumbing(name):
     assert not missing, f"{name}: the algorithm reads {sorted(missing)}, which only the plumbing defines"
     torch.manual_seed(0)
     obs_dim, act_dim, B = 4, 2, 8
-    data = ns["Batch"](torch.randn(B, obs_dim), torch.rand(B, act_dim) * 2 - 1, torch.randn(B), torch.randn(B, obs_dim),
-                       torch.zeros(B))  # fmt: skip
+    data = ns["Batch"](
+        torch.randn(B, obs_dim), torch.rand(B, act_dim) * 2 - 1, torch.randn(B), torch.randn(B, obs_dim), torch.zeros(B)
+    )
     qf, qf_target = ns["TwinQNetwork"](obs_dim, act_dim), ns["TwinQNetwork"](obs_dim, act_dim)
     q_opt = torch.optim.Adam(qf.parameters())
     if name.startswith("sac"):
@@ -102,9 +111,20 @@ def test_the_algorithm_runs_without_the_plumbing(name):
         log_lam = torch.zeros((), requires_grad=True)
         sched = ns["make_schedule"](args.beta_schedule, args.diffusion_steps)
         extra = [torch.tensor([0.0, 1.0])] if name.startswith("dpmd") else []  # DPMD's running Q statistics
-        update, update_lambda = ns["make_update"](ns["make_policy"](sched, args), actor, actor_ema, qf, qf_target,
-                                                  log_lam, *extra, q_opt, torch.optim.Adam(actor.parameters()),
-                                                  torch.optim.Adam([log_lam]), sched, args)  # fmt: skip
+        update, update_lambda = ns["make_update"](
+            ns["make_policy"](sched, args),
+            actor,
+            actor_ema,
+            qf,
+            qf_target,
+            log_lam,
+            *extra,
+            q_opt,
+            torch.optim.Adam(actor.parameters()),
+            torch.optim.Adam([log_lam]),
+            sched,
+            args,
+        )
         stats = update(data, log_lam.detach().exp(), 0)
         update_lambda()
         assert log_lam.item() != 0.0, "lambda stepped"
@@ -114,7 +134,7 @@ def test_the_algorithm_runs_without_the_plumbing(name):
 def test_the_unbound_name_check_would_catch_a_plumbing_name():
     text = lesson(read(SCRIPTS[0]))
     ns = lesson_namespace(SCRIPTS[0])
-    leaked = text.replace("        group[\"lr\"].fill_(lr)", "        group[\"lr\"].fill_(lr)\n        crossed(1, 1, 1)")
+    leaked = text.replace('        group["lr"].fill_(lr)', '        group["lr"].fill_(lr)\n        crossed(1, 1, 1)')
     assert leaked != text and unbound_names(leaked, ns) == {"crossed"}
 
 
@@ -126,8 +146,11 @@ DIFFER_ON_PURPOSE = {"Args", "policy_lr_at", "make_update", "mlp", "BatchedLinea
 def algorithm_definitions(text: str) -> dict[str, str]:
     """Source of each top-level function and class above train(), by name."""
     text = lesson(text)
-    return {n.name: ast.get_source_segment(text, n) for n in ast.parse(text).body
-            if isinstance(n, (ast.FunctionDef, ast.ClassDef))}  # fmt: skip
+    return {
+        n.name: ast.get_source_segment(text, n)
+        for n in ast.parse(text).body
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+    }
 
 
 def drifted_copies(text: str, other_text: str) -> tuple[list[str], list[str]]:
@@ -158,10 +181,13 @@ def test_the_shared_pieces_check_would_catch_a_drift():
 
 
 def test_one_formatter_and_no_escapes():
-    """The top-level scripts are as ruff (configured in pyproject.toml) formats them, with no per-line escapes."""
-    files = [*SCRIPTS, "rssm_toy_gmm.py"]
-    for name in files:
-        assert "fmt: skip" not in read(name) and "fmt: off" not in read(name), name
-    cmd = [sys.executable, "-m", "ruff", "format", "--check", *files]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    """The repository is as ruff (configured in pyproject.toml) formats it, and no line of it escapes the formatter."""
+    python_files = [*SCRIPTS, "rssm_toy_gmm.py"]
+    python_files += [os.path.join(d, f) for d in ("tests", "benchmarks") for f in os.listdir(os.path.join(REPO, d))]
+    for name in [f for f in python_files if f.endswith(".py") and f != os.path.join("tests", "test_plumbing.py")]:
+        escape = "fmt: " + "skip"  # (spelled apart, so that this file does not hold it)
+        assert escape not in read(name) and "fmt: off" not in read(name), name
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,9 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from rssm_toy_gmm import (Args, GaussianMixture, ToyError, exact_mmd2, gaussian_overlap, kernel_mean, make_schedule, make_target,
-                          mmd2, mode_weights, plot, reverse_diffusion, rssm_loss, rssm_weights, run, train_and_sample,
-                          validate_args)  # fmt: skip
+from rssm_toy_gmm import (
+    Args,
+    GaussianMixture,
+    ToyError,
+    exact_mmd2,
+    gaussian_overlap,
+    kernel_mean,
+    make_schedule,
+    make_target,
+    mmd2,
+    mode_weights,
+    plot,
+    reverse_diffusion,
+    rssm_loss,
+    rssm_weights,
+    run,
+    train_and_sample,
+    validate_args,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = make_target(Args())
@@ -22,7 +38,9 @@ H = [0.5 * math.sqrt(2), math.sqrt(2), 2 * math.sqrt(2)]  # the default bandwidt
 
 def iso(means, weights, var):
     means = np.array(means, dtype=np.float64).reshape(len(weights), -1)
-    return GaussianMixture(means, weights, np.broadcast_to(var * np.eye(means.shape[1]), (len(weights),) + (means.shape[1],) * 2))
+    return GaussianMixture(
+        means, weights, np.broadcast_to(var * np.eye(means.shape[1]), (len(weights),) + (means.shape[1],) * 2)
+    )
 
 
 def test_mode_weights_estimator_on_known_samples():
@@ -42,7 +60,9 @@ def test_mode_weights_use_each_components_own_covariance():
 
 def test_full_covariance_sampling_density_and_score():
     torch.manual_seed(0)
-    covs = np.array([[[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 2.0]], [[0.5, -0.2, 0.1], [-0.2, 0.3, 0.0], [0.1, 0.0, 1.0]]])
+    covs = np.array(
+        [[[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 2.0]], [[0.5, -0.2, 0.1], [-0.2, 0.3, 0.0], [0.1, 0.0, 1.0]]]
+    )
     gmm = GaussianMixture([[3.0, 0.0, -1.0], [-3.0, 1.0, 2.0]], [0.3, 0.7], covs)
     x = gmm.sample(200_000).double()
     first = x[gmm.component_log_prob(x).argmax(-1) == 0]  # means 6.8 apart: the assignment is the label
@@ -61,7 +81,9 @@ def test_gaussian_overlap_is_the_kernels_mean_under_gaussians():
     """The MMD's exact target terms: E k_h(x, y) for x ~ p and fixed y, and for x, y ~ p independent, against Monte
     Carlo, with correlated covariances."""
     torch.manual_seed(0)
-    gmm = GaussianMixture([[3.0, 3.0], [-3.0, -2.0]], [0.7, 0.3], [[[1.0, 0.8], [0.8, 1.0]], [[2.0, -0.5], [-0.5, 0.5]]])
+    gmm = GaussianMixture(
+        [[3.0, 3.0], [-3.0, -2.0]], [0.7, 0.3], [[[1.0, 0.8], [0.8, 1.0]], [[2.0, -0.5], [-0.5, 0.5]]]
+    )
     h = 1.3
     x, x2 = gmm.sample(400_000).double(), gmm.sample(400_000).double()
     y = torch.tensor([[2.0, 2.5], [0.0, 0.0], [-3.0, -1.0]], dtype=torch.float64)
@@ -79,7 +101,9 @@ def test_mmd2_is_the_u_statistic_with_exact_target_terms():
     k = sum(torch.exp(-torch.cdist(y, y).square() / (2 * h * h)) for h in H)
     n, w, mu, cov = len(y), DEFAULT.weights, DEFAULT.means, DEFAULT.covs
     qq = (k.sum() - k.diagonal().sum()) / (n * (n - 1))
-    pp = sum((w[:, None] * w[None] * gaussian_overlap(mu[:, None] - mu[None], cov[:, None] + cov[None], h)).sum() for h in H)
+    pp = sum(
+        (w[:, None] * w[None] * gaussian_overlap(mu[:, None] - mu[None], cov[:, None] + cov[None], h)).sum() for h in H
+    )
     pq = sum((w * gaussian_overlap(y[:, None] - mu, cov.expand(n, 2, 2, 2), h)).sum(-1).mean() for h in H)
     assert mmd2(y, DEFAULT, H) == pytest.approx(float(pp - 2 * pq + qq), abs=1e-7)  # float32 distances
 
@@ -154,7 +178,9 @@ def test_fast_run_recovers_the_weights_of_another_mixture(tmp_path):
     """A mixture unlike the default (weights 0.35/0.65, other means, covariance 0.5 I): both RSSM variants and DSM
     recover the weights within 0.1 in a few seconds; 20 Langevin steps from N(0, 4I) do not mix between modes, and the
     MMD sees it far above the estimator's floor."""
-    args = Args(**FAST, means=(2.5, -2.5, -2.5, 2.5), weights=(0.35, 0.65), cov_scale=0.5, output=str(tmp_path / "f.png"))
+    args = Args(
+        **FAST, means=(2.5, -2.5, -2.5, 2.5), weights=(0.35, 0.65), cov_scale=0.5, output=str(tmp_path / "f.png")
+    )
     results = run(args)
     langevin = results["Langevin, 20 steps"]
     assert abs(langevin["weights"][0] - 0.5) < 0.05, "Langevin stays in the basin it starts in"
@@ -242,11 +268,21 @@ def test_bad_input_gets_a_clear_error(change, message):
         validate_args(dataclasses.replace(Args(), **change))
 
 
-@pytest.mark.parametrize("argv, message", [(["--weights", "0.5", "0.6"], "error: --weights must be non-negative and sum to 1"),
-                                           (["--covs", "1", "2", "2", "1"], "error: the covariance of component 1 is not positive definite")])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--weights", "0.5", "0.6"], "error: --weights must be non-negative and sum to 1"),
+        (["--covs", "1", "2", "2", "1"], "error: the covariance of component 1 is not positive definite"),
+    ],
+)
 def test_command_line_error_is_one_line_without_traceback(tmp_path, argv, message):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "rssm_toy_gmm.py"), *argv],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "rssm_toy_gmm.py"), *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and proc.stderr.startswith(message) and len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -10,15 +10,30 @@ import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, log_interval=20, eval_interval=100,
-            eval_episodes=2, buffer_size=1000, cuda=False, total_timesteps=200, progress_seconds=0)  # fmt: skip
+TINY = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=40,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=100,
+    eval_episodes=2,
+    buffer_size=1000,
+    cuda=False,
+    total_timesteps=200,
+    progress_seconds=0,
+)
 DIFFUSION = dict(num_candidates=2, diffusion_steps=3)
 SCRIPTS = pytest.mark.parametrize(
     "script, tiny, first",
-    [pytest.param(sdac, dict(TINY, **DIFFUSION, num_reverse_samples=4), "SDAC on Hopper-v4: N=2, K=4, T=3", id="sdac"),
-     pytest.param(dpmd, dict(TINY, **DIFFUSION), "DPMD on Hopper-v4: N=2, T=3", id="dpmd"),
-     pytest.param(sac, TINY, "SAC on Hopper-v4", id="sac")],
-)  # fmt: skip
+    [
+        pytest.param(
+            sdac, dict(TINY, **DIFFUSION, num_reverse_samples=4), "SDAC on Hopper-v4: N=2, K=4, T=3", id="sdac"
+        ),
+        pytest.param(dpmd, dict(TINY, **DIFFUSION), "DPMD on Hopper-v4: N=2, T=3", id="dpmd"),
+        pytest.param(sac, TINY, "SAC on Hopper-v4", id="sac"),
+    ],
+)
 
 
 @SCRIPTS
@@ -33,7 +48,9 @@ def test_startup_progress_evaluations_and_episodes_on_request(script, tiny, firs
     assert steps[-1] == 200 and len(set(steps)) >= 50, "the bar moves every iteration with --progress-seconds 0"
     evals = [ln for ln in lines if ln.startswith("global_step=")]
     assert [ln.split(",")[0] for ln in evals] == ["global_step=100", "global_step=200"]
-    assert [float(ln.split("eval_return=")[1].split()[0]) for ln in evals] == [round(r, 1) for _, r, _ in out["eval_history"]]
+    assert [float(ln.split("eval_return=")[1].split()[0]) for ln in evals] == [
+        round(r, 1) for _, r, _ in out["eval_history"]
+    ]
     assert re.search(r"200/200 \[.*eval=", text), "the last evaluation is the bar's postfix"
     assert f"time per training iteration: {out['seconds_per_iteration'] * 1000:.1f} ms" in text
     assert "episodic_return" not in text, "episodes go to TensorBoard only, unless asked for"

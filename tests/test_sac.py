@@ -10,12 +10,27 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sac_continuous_action import (
-    Actor, Args, actor_loss_fn, alpha_loss_fn, tanh_gaussian_log_prob, train, validate_args,
-)  # fmt: skip
+    Actor,
+    Args,
+    actor_loss_fn,
+    alpha_loss_fn,
+    tanh_gaussian_log_prob,
+    train,
+    validate_args,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, log_interval=20, eval_interval=100,
-            eval_episodes=2, buffer_size=1000, cuda=False)  # fmt: skip
+TINY = dict(
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=60,
+    batch_size=16,
+    log_interval=20,
+    eval_interval=100,
+    eval_episodes=2,
+    buffer_size=1000,
+    cuda=False,
+)
 
 
 def scalars(run_dir: str) -> dict[str, list[int]]:
@@ -112,7 +127,9 @@ def test_alpha_moves_towards_the_target_entropy(entropy, direction):
 
 def test_fixed_alpha_stays_and_cleanrl_protocol_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    out = train(Args(**{**TINY, "num_envs": 1, "eval_interval": 0, "autotune": False, "alpha": 0.3}, total_timesteps=100))
+    out = train(
+        Args(**{**TINY, "num_envs": 1, "eval_interval": 0, "autotune": False, "alpha": 0.3}, total_timesteps=100)
+    )
     assert out["global_step"] == 100 and out["alpha"] == pytest.approx(0.3)
     assert "losses/actor_loss" in scalars(out["run_dir"]) and "losses/alpha_loss" not in scalars(out["run_dir"])
 
@@ -142,9 +159,25 @@ def test_hyperparameters_are_cleanrls_under_its_protocol():
     import sac_continuous_action as sac
 
     a = Args(num_envs=1, learning_starts=5000)
-    got = (a.buffer_size, a.gamma, a.tau, a.batch_size, a.policy_lr, a.q_lr, a.policy_frequency,
-           a.target_network_frequency, a.alpha, a.autotune, a.alpha_init, a.alpha_lr, a.target_entropy_scale,
-           a.reward_scale, a.gradient_steps, sac.LOG_STD_MIN, sac.LOG_STD_MAX)  # fmt: skip
+    got = (
+        a.buffer_size,
+        a.gamma,
+        a.tau,
+        a.batch_size,
+        a.policy_lr,
+        a.q_lr,
+        a.policy_frequency,
+        a.target_network_frequency,
+        a.alpha,
+        a.autotune,
+        a.alpha_init,
+        a.alpha_lr,
+        a.target_entropy_scale,
+        a.reward_scale,
+        a.gradient_steps,
+        sac.LOG_STD_MIN,
+        sac.LOG_STD_MAX,
+    )
     assert got == (1_000_000, 0.99, 0.005, 256, 3e-4, 1e-3, 2, 1, 0.2, True, 1.0, 1e-3, 1.0, 1.0, 1, -5, 2)
 
 
@@ -159,13 +192,21 @@ def test_alpha_steps_on_a_fresh_sample_of_the_updated_policy(monkeypatch):
     args = Args(cuda=False, policy_frequency=1)  # update 0: the critic step, then one policy and alpha step
     actor, qf = sac.Actor(4, 2), sac.TwinQNetwork(4, 2)
     log_alpha = torch.tensor(0.0, requires_grad=True)
-    opts = [torch.optim.Adam(qf.parameters(), lr=1e-3), torch.optim.Adam(actor.parameters(), lr=3e-4),
-            torch.optim.Adam([log_alpha], lr=1e-3)]  # fmt: skip
+    opts = [
+        torch.optim.Adam(qf.parameters(), lr=1e-3),
+        torch.optim.Adam(actor.parameters(), lr=3e-4),
+        torch.optim.Adam([log_alpha], lr=1e-3),
+    ]
     update = sac.make_update(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -2.0, args)
     seen = []
-    monkeypatch.setattr(sac, "alpha_loss_fn", lambda la, lp, te: (seen.append((lp.requires_grad, lp.clone())),
-                                                                   alpha_loss_fn(la, lp, te))[1])  # fmt: skip
-    data = sac.Batch(torch.randn(64, 4), torch.rand(64, 2) * 2 - 1, torch.randn(64), torch.randn(64, 4), torch.zeros(64))
+    monkeypatch.setattr(
+        sac,
+        "alpha_loss_fn",
+        lambda la, lp, te: (seen.append((lp.requires_grad, lp.clone())), alpha_loss_fn(la, lp, te))[1],
+    )
+    data = sac.Batch(
+        torch.randn(64, 4), torch.rand(64, 2) * 2 - 1, torch.randn(64), torch.randn(64, 4), torch.zeros(64)
+    )
     before = copy.deepcopy(actor)
     torch.manual_seed(5)
     stats = update(data, 0)

@@ -13,22 +13,50 @@ import sys
 from dataclasses import asdict
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-TINY = ["--env-id", "Hopper-v4", "--num-envs", "2", "--learning-starts", "40", "--batch-size", "16", "--buffer-size",
-        "5000", "--log-interval", "20", "--eval-interval", "0", "--eval-episodes", "2", "--progress-seconds", "0",
-        "--no-cuda"]  # fmt: skip
+TINY = [
+    "--env-id",
+    "Hopper-v4",
+    "--num-envs",
+    "2",
+    "--learning-starts",
+    "40",
+    "--batch-size",
+    "16",
+    "--buffer-size",
+    "5000",
+    "--log-interval",
+    "20",
+    "--eval-interval",
+    "0",
+    "--eval-episodes",
+    "2",
+    "--progress-seconds",
+    "0",
+    "--no-cuda",
+]
 SDAC_TINY = ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"]
-SCRIPTS = pytest.mark.parametrize("script, extra", [pytest.param(sdac, SDAC_TINY, id="sdac"), pytest.param(sac, [], id="sac")])
+SCRIPTS = pytest.mark.parametrize(
+    "script, extra", [pytest.param(sdac, SDAC_TINY, id="sdac"), pytest.param(sac, [], id="sac")]
+)
 
 
 def run(script, argv, cwd, **kw):
-    return subprocess.Popen([sys.executable, script.__file__, *argv], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, **kw)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, script.__file__, *argv],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        **kw,
+    )
 
 
 @SCRIPTS
@@ -67,10 +95,13 @@ def test_a_signal_writes_a_checkpoint_and_resume_alone_continues(script, extra, 
 def test_resume_takes_the_checkpoints_hyperparameters(script, extra, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert script.Args().checkpoint_interval == 50_000, "checkpoints by default, so a long run never loses it all"
-    args = script.cli_args([*TINY, *extra, "--total-timesteps", "80", "--checkpoint-interval", "80", "--save-model",
-                            "--gamma", "0.98"])  # fmt: skip
+    args = script.cli_args(
+        [*TINY, *extra, "--total-timesteps", "80", "--checkpoint-interval", "80", "--save-model", "--gamma", "0.98"]
+    )
     out = script.train(args)
-    assert script.cli_args(["--resume", out["checkpoint"]]) == script.Args(**{**asdict(args), "resume": out["checkpoint"]})
+    assert script.cli_args(["--resume", out["checkpoint"]]) == script.Args(
+        **{**asdict(args), "resume": out["checkpoint"]}
+    )
     resumed = script.cli_args([f"--resume={out['checkpoint']}", "--total-timesteps", "120"])
     assert resumed.gamma == 0.98 and resumed.total_timesteps == 120
     # a non-resumable change is named; a saved model is not a checkpoint, and says so
@@ -96,9 +127,23 @@ def test_a_stop_during_the_last_iteration_completes_the_run(script, tmp_path, mo
 
     monkeypatch.setattr(script, "evaluate", evaluate_then_signal)
     extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
-    out = script.train(script.Args(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, buffer_size=1000,
-                                   eval_interval=0, eval_episodes=2, total_timesteps=80, checkpoint_interval=1000,
-                                   save_model=True, cuda=False, **extra), stop)  # fmt: skip
+    out = script.train(
+        script.Args(
+            env_id="Hopper-v4",
+            num_envs=2,
+            learning_starts=40,
+            batch_size=16,
+            buffer_size=1000,
+            eval_interval=0,
+            eval_episodes=2,
+            total_timesteps=80,
+            checkpoint_interval=1000,
+            save_model=True,
+            cuda=False,
+            **extra,
+        ),
+        stop,
+    )
     assert stop == ["SIGINT"] and out["global_step"] == 80 and "stopped by" not in capsys.readouterr().out
     assert glob.glob(f"{out['run_dir']}/*_model") and out["checkpoint"].endswith("checkpoint.pt")
     assert not out["stopped"]
@@ -112,8 +157,18 @@ def test_a_run_resumed_from_another_folder_continues_in_its_own(script, tmp_path
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
     extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
-    tiny = dict(env_id="Hopper-v4", num_envs=2, learning_starts=40, batch_size=16, buffer_size=1000, eval_interval=0,
-                eval_episodes=2, checkpoint_interval=60, cuda=False, **extra)  # fmt: skip
+    tiny = dict(
+        env_id="Hopper-v4",
+        num_envs=2,
+        learning_starts=40,
+        batch_size=16,
+        buffer_size=1000,
+        eval_interval=0,
+        eval_episodes=2,
+        checkpoint_interval=60,
+        cuda=False,
+        **extra,
+    )
     first = script.train(script.Args(**tiny, total_timesteps=60))
     monkeypatch.chdir(tmp_path / "b")
     ckpt = str(tmp_path / "a" / first["checkpoint"])
@@ -125,8 +180,21 @@ def test_a_run_resumed_from_another_folder_continues_in_its_own(script, tmp_path
 def test_a_second_ctrl_c_stops_at_once_in_one_line(tmp_path):
     """The first SIGINT asks for a stop after the iteration; a second one during that iteration (about a second at
     these settings) stops at once: one line on stderr, no traceback, exit status 130."""
-    argv = [*TINY, "--num-candidates", "32", "--num-reverse-samples", "64", "--diffusion-steps", "20",
-            "--batch-size", "256", "--total-timesteps", "100000", "--progress-seconds", "0"]  # fmt: skip
+    argv = [
+        *TINY,
+        "--num-candidates",
+        "32",
+        "--num-reverse-samples",
+        "64",
+        "--diffusion-steps",
+        "20",
+        "--batch-size",
+        "256",
+        "--total-timesteps",
+        "100000",
+        "--progress-seconds",
+        "0",
+    ]
     proc = run(sdac, argv, tmp_path)
     for line in proc.stdout:
         if (m := re.search(r"(\d+)/\d+ \[", line)) and int(m.group(1)) > 40:
@@ -139,3 +207,25 @@ def test_a_second_ctrl_c_stops_at_once_in_one_line(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip() == "stopped at once by a second signal: the run continues from its last checkpoint"
+
+
+@SCRIPTS
+def test_a_signal_after_the_checkpoint_check_stops_the_next_iteration_with_a_checkpoint(
+    script, extra, tmp_path, monkeypatch
+):
+    """A signal that lands after an iteration has passed its checkpoint check (here: while the progress bar updates)
+    must not print a resume command without a checkpoint: the next iteration writes one and stops."""
+    monkeypatch.chdir(tmp_path)
+    stop = []
+
+    class LateSignal(script.tqdm):
+        def update(self, n=1):
+            if self.n >= 60 and not stop:
+                stop.append("SIGTERM")
+            return super().update(n)
+
+    monkeypatch.setattr(script, "tqdm", LateSignal)
+    args = script.cli_args([*TINY, *extra, "--total-timesteps", "200", "--checkpoint-interval", "0"])
+    out = script.train(args, stop)
+    assert out["stopped"] and out["checkpoint"] is not None, "a resume command needs a checkpoint"
+    assert torch.load(out["checkpoint"], weights_only=True)["global_step"] == out["global_step"] == 64

@@ -22,13 +22,62 @@ def test_defaults_are_the_authors():
     30k warm-up, 5 envs), algorithm/sdac.py:48 and 141 (reward scale 0.2, K 64), network/diffv2.py:120 (lambda 5),
     diffusion.py:109 (x_T = 0.5 N(0, I)), trainer: evaluation every total_step/20, 20 episodes, batch 256."""
     a = sdac.Args()
-    got = (a.num_candidates, a.diffusion_steps, a.num_reverse_samples, a.policy_lr, a.policy_lr_end, a.q_lr,
-           a.lambda_lr, a.lambda_update_interval, a.exploration_noise, a.beta_schedule, a.linear_beta_scale,
-           a.learning_starts, a.num_envs, a.gradient_steps, a.reward_scale, a.lambda_init, a.x_T_scale,
-           a.q_weight_scale, a.eval_interval, a.eval_episodes, a.batch_size, a.policy_frequency,
-           a.target_network_frequency, a.tau, a.clip_noisy_actions, a.entropy_in_target)  # fmt: skip
-    assert got == (32, 20, 64, 3e-4, 3e-5, 3e-4, 7e-3, 250, 0.1, "linear", 0.8, 30_000, 5, 1, 0.2, 5.0, 0.5, 5.0,
-                   50_000, 20, 256, 2, 2, 0.005, False, False)  # fmt: skip
+    got = (
+        a.num_candidates,
+        a.diffusion_steps,
+        a.num_reverse_samples,
+        a.policy_lr,
+        a.policy_lr_end,
+        a.q_lr,
+        a.lambda_lr,
+        a.lambda_update_interval,
+        a.exploration_noise,
+        a.beta_schedule,
+        a.linear_beta_scale,
+        a.learning_starts,
+        a.num_envs,
+        a.gradient_steps,
+        a.reward_scale,
+        a.lambda_init,
+        a.x_T_scale,
+        a.q_weight_scale,
+        a.eval_interval,
+        a.eval_episodes,
+        a.batch_size,
+        a.policy_frequency,
+        a.target_network_frequency,
+        a.tau,
+        a.clip_noisy_actions,
+        a.entropy_in_target,
+    )
+    assert got == (
+        32,
+        20,
+        64,
+        3e-4,
+        3e-5,
+        3e-4,
+        7e-3,
+        250,
+        0.1,
+        "linear",
+        0.8,
+        30_000,
+        5,
+        1,
+        0.2,
+        5.0,
+        0.5,
+        5.0,
+        50_000,
+        20,
+        256,
+        2,
+        2,
+        0.005,
+        False,
+        False,
+    )
 
 
 def test_policy_lr_is_the_authors_linear_schedule_in_policy_updates(monkeypatch):
@@ -108,7 +157,9 @@ def test_init_is_haikus_truncated_normal_with_zero_bias():
     torch.manual_seed(0)
     nets = [sdac.NoiseNetwork(256, 6), sdac.TwinQNetwork(250, 6)]
     layers = [(m.weight, m.bias, m.in_features) for n in nets for m in n.modules() if isinstance(m, torch.nn.Linear)]
-    layers += [(m.weight, m.bias, m.weight.shape[1]) for n in nets for m in n.modules() if isinstance(m, sdac.BatchedLinear)]
+    layers += [
+        (m.weight, m.bias, m.weight.shape[1]) for n in nets for m in n.modules() if isinstance(m, sdac.BatchedLinear)
+    ]
     assert len(layers) == 2 + 4 + 4, "time embedding 2, noise MLP 4, critic MLP 4 linear layers"
     for w, b, fan_in in layers:
         sigma = 1 / math.sqrt(fan_in)
@@ -139,10 +190,25 @@ def test_policy_targets_and_lambda_step_at_update_0_and_every_interval_after(tmp
     0, 2, ..., 10 (6 steps). The buffer holds the actions the env received: with lambda 20 the noise std is 2, and
     they are not clipped."""
     monkeypatch.chdir(tmp_path)
-    args = sdac.Args(env_id="Hopper-v4", num_envs=1, learning_starts=10, total_timesteps=21, batch_size=8,
-                     num_candidates=2, num_reverse_samples=4, diffusion_steps=3, eval_interval=0, eval_episodes=1,
-                     lambda_update_interval=10, lambda_init=20.0, buffer_size=100, checkpoint_interval=21,
-                     checkpoint_buffer=True, cuda=False, log_interval=1)  # fmt: skip
+    args = sdac.Args(
+        env_id="Hopper-v4",
+        num_envs=1,
+        learning_starts=10,
+        total_timesteps=21,
+        batch_size=8,
+        num_candidates=2,
+        num_reverse_samples=4,
+        diffusion_steps=3,
+        eval_interval=0,
+        eval_episodes=1,
+        lambda_update_interval=10,
+        lambda_init=20.0,
+        buffer_size=100,
+        checkpoint_interval=21,
+        checkpoint_buffer=True,
+        cuda=False,
+        log_interval=1,
+    )
     out = sdac.train(args)
     assert math.log(out["lambda"]) == pytest.approx(math.log(20.0) - 2 * args.lambda_lr, abs=1e-4)
     ckpt = torch.load(out["checkpoint"], weights_only=True)
@@ -186,9 +252,20 @@ def test_acting_and_evaluation_use_the_ema_policy_and_the_update_the_online_one(
     monkeypatch.setattr(sdac, "sample_actions", spy_sample)
     monkeypatch.setattr(sdac, "evaluate", spy_evaluate)
     monkeypatch.setattr(sdac, "make_update", spy_make_update)
-    args = sdac.Args(env_id="Hopper-v4", num_envs=1, learning_starts=5, total_timesteps=12, batch_size=4,
-                     num_candidates=2, num_reverse_samples=2, diffusion_steps=2, eval_interval=0, eval_episodes=1,
-                     buffer_size=50, cuda=False)  # fmt: skip
+    args = sdac.Args(
+        env_id="Hopper-v4",
+        num_envs=1,
+        learning_starts=5,
+        total_timesteps=12,
+        batch_size=4,
+        num_candidates=2,
+        num_reverse_samples=2,
+        diffusion_steps=2,
+        eval_interval=0,
+        eval_episodes=1,
+        buffer_size=50,
+        cuda=False,
+    )
     sdac.train(args)
     online, ema = spy_make_update.networks
     seen = {w: [actor for actor, where_ in calls if where_ == w] for w in ("update", "acting", "evaluation")}

@@ -57,7 +57,9 @@ def test_posterior_is_the_gaussian_conditional(kind):
         cov = torch.tensor([[1 - ab_prev, a.sqrt() * (1 - ab_prev)], [a.sqrt() * (1 - ab_prev), 1 - ab]])
         gain = cov[0, 1] / cov[1, 1]  # mean = sqrt(ab_prev) x0 + gain (x_t - sqrt(ab) x0)
         assert s.posterior_mean_coef2[i].item() == pytest.approx(gain.item(), rel=2e-3)
-        assert s.posterior_mean_coef1[i].item() == pytest.approx((ab_prev.sqrt() - gain * ab.sqrt()).item(), rel=2e-3, abs=1e-6)
+        assert s.posterior_mean_coef1[i].item() == pytest.approx(
+            (ab_prev.sqrt() - gain * ab.sqrt()).item(), rel=2e-3, abs=1e-6
+        )
         assert s.posterior_var[i].item() == pytest.approx((cov[0, 0] - gain * cov[0, 1]).item(), rel=2e-3, abs=1e-7)
 
 
@@ -126,7 +128,9 @@ def test_sampler_steps_are_ddpm_posteriors_with_x0_clipped():
         raw = (x - (1 - ab).sqrt().float() * eps_fn(obs, x, torch.full((n,), i))) / ab.sqrt().float()
         clipped += int((raw.abs() > 1).sum())
         x0_hat = raw.clamp(-1, 1)
-        x = (beta * ab_prev.sqrt() / (1 - ab)).float() * x0_hat + ((1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)).float() * x
+        x = (beta * ab_prev.sqrt() / (1 - ab)).float() * x0_hat + (
+            (1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)
+        ).float() * x
         if i > 0:
             x = x + (beta * (1 - ab_prev) / (1 - ab)).sqrt().float() * torch.randn_like(x)
     assert clipped > n, "the clip was exercised"
@@ -139,7 +143,11 @@ def test_rssm_rows_keep_their_state_action_and_step_together():
     steps per row, and a network that records what it was called with."""
     B, K = 5, 3
     s = make_schedule("linear", 8)
-    obs, a_t, t_idx = torch.arange(B, dtype=torch.float32)[:, None] * 10, torch.arange(B * 2.0).view(B, 2), torch.tensor([7, 0, 3, 5, 1])
+    obs, a_t, t_idx = (
+        torch.arange(B, dtype=torch.float32)[:, None] * 10,
+        torch.arange(B * 2.0).view(B, 2),
+        torch.tensor([7, 0, 3, 5, 1]),
+    )
     seen = {}
 
     def actor(o, a, t):
@@ -148,7 +156,9 @@ def test_rssm_rows_keep_their_state_action_and_step_together():
 
     rssm_loss(actor, obs, a_t, t_idx, s, lambda o, a: (seen.update(q_obs=o), torch.zeros(len(a)))[1], 1.0, K)
     rows = torch.arange(B).repeat_interleave(K)
-    assert torch.equal(seen["o"], obs[rows]) and torch.equal(seen["a"], a_t[rows]) and torch.equal(seen["t"], t_idx[rows])
+    assert (
+        torch.equal(seen["o"], obs[rows]) and torch.equal(seen["a"], a_t[rows]) and torch.equal(seen["t"], t_idx[rows])
+    )
     assert torch.equal(seen["q_obs"], obs[rows]), "Q is taken at each copy's own state too"
 
 
@@ -183,7 +193,9 @@ def test_rssm_loss_minimiser_at_each_a_t_is_the_noise_perturbed_score(i):
 
     def closure():
         torch.manual_seed(0)
-        loss, _, _ = rssm_loss(lambda o, a, t: eps_hat[rows], torch.zeros(3, 1), a_t, torch.full((3,), i), s, q_fn, 1.0, 200_000)
+        loss, _, _ = rssm_loss(
+            lambda o, a, t: eps_hat[rows], torch.zeros(3, 1), a_t, torch.full((3,), i), s, q_fn, 1.0, 200_000
+        )
         loss = loss * 200_000 * 2  # undo the mean over K*d entries: L-BFGS's tolerances are absolute
         opt.zero_grad()
         loss.backward()
@@ -242,8 +254,9 @@ def test_rssm_weights_follow_q():
 
     def run(q_fn):
         torch.manual_seed(1)
-        return rssm_loss(lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, q_fn,
-                         temperature, K)  # fmt: skip
+        return rssm_loss(
+            lambda o, a, t: net(a), torch.zeros(B, 1), torch.zeros(B, 2), torch.full((B,), 9), s, q_fn, temperature, K
+        )
 
     critic = torch.nn.Linear(2, 1)  # a Q whose parameters would take a gradient if Q were evaluated with one
     with torch.no_grad():
@@ -263,4 +276,6 @@ def test_rssm_weights_follow_q():
     assert q.shape == w_sharp.shape == (B, K)
     assert torch.allclose(w_sharp, expected, rtol=1e-4, atol=1e-7), "softmax of Q / temperature over the K copies"
     assert 1.5 < effective_sample_size(w_sharp) < K / 4
-    assert torch.equal(w_sharp.argmax(1), (a0.view(B, K, 2) ** 2).sum(-1).argmin(1)), "weight on the nearest to the peak"
+    assert torch.equal(w_sharp.argmax(1), (a0.view(B, K, 2) ** 2).sum(-1).argmin(1)), (
+        "weight on the nearest to the peak"
+    )

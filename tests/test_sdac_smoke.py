@@ -10,10 +10,20 @@ from sdac_continuous_action import Args, train, validate_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
-    env_id="Hopper-v4", num_envs=2, learning_starts=60, batch_size=16, num_candidates=2, num_reverse_samples=4,
-    diffusion_steps=4, log_interval=20, eval_interval=100, eval_episodes=2, lambda_update_interval=10,
-    buffer_size=1000, cuda=False,
-)  # fmt: skip
+    env_id="Hopper-v4",
+    num_envs=2,
+    learning_starts=60,
+    batch_size=16,
+    num_candidates=2,
+    num_reverse_samples=4,
+    diffusion_steps=4,
+    log_interval=20,
+    eval_interval=100,
+    eval_episodes=2,
+    lambda_update_interval=10,
+    buffer_size=1000,
+    cuda=False,
+)
 
 
 def scalars(run_dir: str) -> dict[str, list[int]]:
@@ -58,10 +68,20 @@ def test_invalid_arguments_get_clear_errors(change, message):
 
 @pytest.mark.parametrize(
     "variant",
-    [dict(entropy_in_target=True, weight_normalization="batch", lambda_tuning="linear", lambda_target=2.0,
-          beta_schedule="vp", ema=False, anneal_lr=False, x_T_scale=1.0),
-     dict(lambda_tuning="fixed", beta_schedule="linear", num_candidates=1, gradient_steps=2)],
-)  # fmt: skip
+    [
+        dict(
+            entropy_in_target=True,
+            weight_normalization="batch",
+            lambda_tuning="linear",
+            lambda_target=2.0,
+            beta_schedule="vp",
+            ema=False,
+            anneal_lr=False,
+            x_T_scale=1.0,
+        ),
+        dict(lambda_tuning="fixed", beta_schedule="linear", num_candidates=1, gradient_steps=2),
+    ],
+)
 def test_paper_variants_run_and_lambda_follows_its_rule(variant, tmp_path, monkeypatch):
     """The paper's choices (batch-normalised weights, entropy in the target, linear lambda rule, other schedules)
     reach gradient steps too; lambda moves towards lambda_target under `linear` and stays put under `fixed`."""

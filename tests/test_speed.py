@@ -37,8 +37,18 @@ def fake_measure(failing: dict):
         for name, error in failing.items():
             if mode == speed.MODES[name]:
                 raise error
-        return dict(ms=5.0, eval_ms=1.0, eval_envs=20, minutes_1m=17.0, compile_s=0.0, peak_mb=None, graphs=0,
-                    breaks=0, skips=0, compiled=False)  # fmt: skip
+        return dict(
+            ms=5.0,
+            eval_ms=1.0,
+            eval_envs=20,
+            minutes_1m=17.0,
+            compile_s=0.0,
+            peak_mb=None,
+            graphs=0,
+            breaks=0,
+            skips=0,
+            compiled=False,
+        )
 
     return measure
 
@@ -117,7 +127,8 @@ def test_operators_per_training_iteration_count_the_iteration_and_nothing_else(t
     t6, _ = speed.launches_per_iteration(speed.sdac, dict(tiny, diffusion_steps=6), "Pendulum-v1", iterations=2)
     assert 0 < sac_ops < t3 < t6
     assert t6 - t3 > 3 * 2 * 20, "three more reverse steps in each of at least two chains, ~20 operators a step"
-    longer, _ = speed.launches_per_iteration(speed.sdac, dict(tiny, diffusion_steps=3, eval_episodes=3), "Pendulum-v1",
-                                             iterations=2)  # fmt: skip
+    longer, _ = speed.launches_per_iteration(
+        speed.sdac, dict(tiny, diffusion_steps=3, eval_episodes=3), "Pendulum-v1", iterations=2
+    )
     assert longer == t3
     assert speed.sdac.evaluate.__module__ == speed.sdac.__name__ and not hasattr(speed.sdac.make_policy, "__wrapped__")

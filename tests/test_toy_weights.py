@@ -27,14 +27,30 @@ def write(path, rows):
         out = csv.DictWriter(f, toy_weights.FIELDS)
         out.writeheader()
         for mixture, seed, method, extra, err in rows:
-            out.writerow(dict(mixture=mixture, seed=seed, method=method, extra=extra, weights="", target="",
-                              worst_error=err, seconds=1.0))
+            out.writerow(
+                dict(
+                    mixture=mixture,
+                    seed=seed,
+                    method=method,
+                    extra=extra,
+                    weights="",
+                    target="",
+                    worst_error=err,
+                    seconds=1.0,
+                )
+            )
 
 
 def test_summary_and_paired_comparison_on_known_rows(tmp_path, capsys):
     base, variant = tmp_path / "base.csv", tmp_path / "variant.csv"
-    write(base, [("paper", s, m, "", e) for s, (g, u, d) in enumerate([(0.1, 0.2, 0.1), (0.3, 0.4, 0.2), (0.2, 0.3, 0.3)], 1)
-                 for m, e in (("gaussian", g), ("uniform", u), ("dsm", d))])  # fmt: skip
+    write(
+        base,
+        [
+            ("paper", s, m, "", e)
+            for s, (g, u, d) in enumerate([(0.1, 0.2, 0.1), (0.3, 0.4, 0.2), (0.2, 0.3, 0.3)], 1)
+            for m, e in (("gaussian", g), ("uniform", u), ("dsm", d))
+        ],
+    )
     write(variant, [("paper", s, "uniform", "--uniform-bound 9", u) for s, u in ((1, 0.25), (2, 0.43), (3, 0.32))])
     toy_weights.summary([str(base)])
     text = capsys.readouterr().out

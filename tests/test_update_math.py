@@ -19,8 +19,13 @@ def batch(module, seed=1):
     """A batch with a few terminal transitions (rows 0, 5, 10, 15) and rewards of both signs."""
     g = torch.Generator().manual_seed(seed)
     dones = (torch.arange(B) % 5 == 0).float()
-    return module.Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
-                        torch.randn(B, generator=g) * 3, torch.randn(B, OBS, generator=g), dones)  # fmt: skip
+    return module.Batch(
+        torch.randn(B, OBS, generator=g),
+        torch.rand(B, ACT, generator=g) * 2 - 1,
+        torch.randn(B, generator=g) * 3,
+        torch.randn(B, OBS, generator=g),
+        dones,
+    )
 
 
 def perturb_(module: torch.nn.Module, scale=0.3, seed=7) -> None:
@@ -49,10 +54,21 @@ def diffusion_learner(module, policy=None, after_q_step=None, **kw):
     sched = module.make_schedule(args.beta_schedule, args.diffusion_steps)
     policy = policy or module.make_policy(sched, args)
     q_stats = [torch.tensor([0.0, 1.0])] if module is dpmd else []
-    update, update_lambda = module.make_update(policy, actor, actor_ema, qf, qf_target, log_lam, *q_stats, q_opt,
-                                               a_opt, lam_opt, sched, args)  # fmt: skip
-    return dict(args=args, update=update, update_lambda=update_lambda, actor=actor, actor_ema=actor_ema, qf=qf,
-                qf_target=qf_target, log_lam=log_lam, q_opt=q_opt, policy=policy)  # fmt: skip
+    update, update_lambda = module.make_update(
+        policy, actor, actor_ema, qf, qf_target, log_lam, *q_stats, q_opt, a_opt, lam_opt, sched, args
+    )
+    return dict(
+        args=args,
+        update=update,
+        update_lambda=update_lambda,
+        actor=actor,
+        actor_ema=actor_ema,
+        qf=qf,
+        qf_target=qf_target,
+        log_lam=log_lam,
+        q_opt=q_opt,
+        policy=policy,
+    )
 
 
 def td_target(qf_target, data, next_a, reward_scale, gamma, bonus=0.0):
@@ -68,8 +84,11 @@ def critic_losses(qf, data, y):
     return ((q[0] - y) ** 2).mean(), ((q[1] - y) ** 2).mean()
 
 
-@pytest.mark.parametrize("module, entropy_in_target", [(sdac, False), (sdac, True), (dpmd, False)],
-                         ids=["sdac", "sdac-entropy-in-target", "dpmd"])  # fmt: skip
+@pytest.mark.parametrize(
+    "module, entropy_in_target",
+    [(sdac, False), (sdac, True), (dpmd, False)],
+    ids=["sdac", "sdac-entropy-in-target", "dpmd"],
+)
 def test_td_target_of_the_diffusion_critics(module, entropy_in_target):
     """Critic loss = mean (Q_i(s, a) - y)^2 with y = 0.2 r + 0.99 (1 - done) min Q_target(s', a'), a' from the policy
     at s' with noise 0.1 lambda (SDAC with --entropy-in-target adds lambda * H to min Q'). Catches: (1 - done)
@@ -93,7 +112,9 @@ def test_td_target_of_the_diffusion_critics(module, entropy_in_target):
     assert torch.equal(seen[0][0], data.next_obs) and float(seen[0][1]) == pytest.approx(0.1 * 0.7)
     assert stats["qf1_loss"].item() == pytest.approx(loss1.item(), rel=1e-5)
     assert stats["qf2_loss"].item() == pytest.approx(loss2.item(), rel=1e-5)
-    assert loss1 != pytest.approx(critic_losses(qf_before, data, td_target(qf_before, data, next_a, 0.2, 0.99, bonus))[0].item())
+    assert loss1 != pytest.approx(
+        critic_losses(qf_before, data, td_target(qf_before, data, next_a, 0.2, 0.99, bonus))[0].item()
+    )
 
 
 def test_td_target_of_sac_subtracts_alpha_log_pi():
@@ -221,8 +242,13 @@ def test_sdac_policy_step_noises_the_policys_own_actions(monkeypatch):
     monkeypatch.setattr(sdac, "rssm_loss", spy)
     L = diffusion_learner(sdac, policy=stub)
     g = torch.Generator().manual_seed(2)
-    data = sdac.Batch(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 2 - 1,
-                      torch.randn(n, generator=g), torch.randn(n, OBS, generator=g), torch.zeros(n))  # fmt: skip
+    data = sdac.Batch(
+        torch.randn(n, OBS, generator=g),
+        torch.rand(n, ACT, generator=g) * 2 - 1,
+        torch.randn(n, generator=g),
+        torch.randn(n, OBS, generator=g),
+        torch.zeros(n),
+    )
     L["update"](data, torch.tensor(1.0), 0)
     assert torch.equal(calls[1], data.obs) and torch.equal(seen["obs"], data.obs), "a0 from the policy at s"
     abar = sdac.make_schedule("linear", 3).abar[seen["t"]][:, None]
@@ -257,9 +283,22 @@ def test_sac_target_critics_step_after_every_update(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     calls = []
     real = sac.soft_update
-    monkeypatch.setattr(sac, "soft_update", lambda target, online, tau: (calls.append(tau), real(target, online, tau))[1])
-    args = sac.Args(env_id="Hopper-v4", num_envs=2, learning_starts=40, total_timesteps=80, batch_size=16, gradient_steps=2,
-                    eval_interval=0, eval_episodes=1, buffer_size=1000, cuda=False, checkpoint_interval=80)  # fmt: skip
+    monkeypatch.setattr(
+        sac, "soft_update", lambda target, online, tau: (calls.append(tau), real(target, online, tau))[1]
+    )
+    args = sac.Args(
+        env_id="Hopper-v4",
+        num_envs=2,
+        learning_starts=40,
+        total_timesteps=80,
+        batch_size=16,
+        gradient_steps=2,
+        eval_interval=0,
+        eval_episodes=1,
+        buffer_size=1000,
+        cuda=False,
+        checkpoint_interval=80,
+    )
     out = sac.train(args)
     updates = torch.load(out["checkpoint"], weights_only=True)["num_updates"]
     assert updates == 40 and calls == [0.005] * updates

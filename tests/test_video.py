@@ -15,19 +15,45 @@ import pytest
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-TINY = ["--env-id", "Hopper-v4", "--num-envs", "1", "--learning-starts", "40", "--batch-size", "16", "--eval-episodes",
-        "2", "--no-cuda", "--capture-video"]  # fmt: skip
-SCRIPTS = pytest.mark.parametrize("script, extra", [
-    pytest.param(sdac, ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"], id="sdac"),
-    pytest.param(sac, [], id="sac")])  # fmt: skip
-needs_osmesa = pytest.mark.skipif(ctypes.util.find_library("OSMesa") is None,
-                                  reason="no OSMesa library (Debian: libosmesa6; .ci/run installs it where root)")  # fmt: skip
+TINY = [
+    "--env-id",
+    "Hopper-v4",
+    "--num-envs",
+    "1",
+    "--learning-starts",
+    "40",
+    "--batch-size",
+    "16",
+    "--eval-episodes",
+    "2",
+    "--no-cuda",
+    "--capture-video",
+]
+SCRIPTS = pytest.mark.parametrize(
+    "script, extra",
+    [
+        pytest.param(
+            sdac, ["--num-candidates", "2", "--num-reverse-samples", "4", "--diffusion-steps", "3"], id="sdac"
+        ),
+        pytest.param(sac, [], id="sac"),
+    ],
+)
+needs_osmesa = pytest.mark.skipif(
+    ctypes.util.find_library("OSMesa") is None,
+    reason="no OSMesa library (Debian: libosmesa6; .ci/run installs it where root)",
+)
 
 
 def run(script, argv, cwd, gl="osmesa"):
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    return subprocess.run([sys.executable, script.__file__, *argv], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**env, "MUJOCO_GL": gl, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, script.__file__, *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "MUJOCO_GL": gl, "OMP_NUM_THREADS": "1"},
+    )
 
 
 @needs_osmesa
@@ -54,5 +80,7 @@ def test_no_renderer_is_a_one_line_error(script, extra, tmp_path):
     proc = run(script, [*TINY, *extra, "--total-timesteps", "100"], tmp_path, gl="no-such-backend")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-    assert "--capture-video cannot render env 'Hopper-v4'" in proc.stderr and "(MUJOCO_GL=no-such-backend: " in proc.stderr
+    assert (
+        "--capture-video cannot render env 'Hopper-v4'" in proc.stderr and "(MUJOCO_GL=no-such-backend: " in proc.stderr
+    )
     assert not os.path.exists(tmp_path / "runs") and not os.path.exists(tmp_path / "videos")
