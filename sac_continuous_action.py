@@ -664,7 +664,8 @@ def save_checkpoint(path: str, args: Args, run_name: str, state: dict, counters:
 def save_model(path: str, args: Args, state: dict) -> None:
     networks = {k: v for k, v in state.items() if isinstance(v, (torch.Tensor, nn.Module))}
     saved = {k: v.detach().cpu() if torch.is_tensor(v) else v.state_dict() for k, v in networks.items()}
-    print(f"model saved to {write(dict(format=MODEL_FORMAT, args=asdict(args)) | saved, path, 'model')}")
+    write(dict(format=MODEL_FORMAT, args=asdict(args)) | saved, path, "model")
+    print(f"model saved to {path}")
 
 
 def read_checkpoint(path: str, mmap: bool = False, saved_model_ok: bool = False) -> dict:
@@ -784,7 +785,7 @@ def write_video(path: str, frames: list, envs) -> None:
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     ImageSequenceClip(frames, fps=envs.metadata["render_fps"]).write_videofile(path, codec="libx264", logger=None)
-    print(f"video: {path}")
+    tqdm.write(f"video: {path}")  # (above the progress bar, during training)
 
 
 def open_logs(args: Args, run_name: str, run_dir: str, global_step: int, resumed: bool):
