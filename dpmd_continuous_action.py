@@ -130,9 +130,13 @@ class Schedule(NamedTuple):
     posterior_mean_coef1: torch.Tensor  # coefficient of x0 in the mean of q(x_{t-1} | x_t, x0)
     posterior_mean_coef2: torch.Tensor  # coefficient of x_t
     posterior_var: torch.Tensor  # variance of q(x_{t-1} | x_t, x0)
+    # per step i, as Python numbers (reading them launches no kernel): sqrt(abar_t), sqrt(1 - abar_t), the two
+    # posterior mean coefficients and the posterior std
+    steps: tuple[tuple[float, float, float, float, float], ...]
 
 
-def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu") -> Schedule:
+def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu", dtype=torch.float32) -> Schedule:
+    """Computed in float64, returned in `dtype` (float64 for the equivalence checks)."""
     t = torch.arange(1, T + 1, dtype=torch.float64)
     if kind == "cosine":  # Nichol & Dhariwal: abar_t = f(t) / f(0)
         s = 0.008
@@ -151,7 +155,12 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
     coef1 = betas * abar_prev.sqrt() / (1 - abar)
     coef2 = (1 - abar_prev) * alphas.sqrt() / (1 - abar)
     var = betas * (1 - abar_prev) / (1 - abar)
-    return Schedule(*(x.float().to(device) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var)))
+    betas, alphas, abar, abar_prev, coef1, coef2, var = (
+        x.to(dtype) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var)
+    )
+    steps = tuple(zip(*(x.tolist() for x in (abar.sqrt(), (1 - abar).sqrt(), coef1, coef2, var.sqrt()))))
+    tensors = (x.to(device) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var))
+    return Schedule(*tensors, steps)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -203,7 +212,12 @@ class NoiseNetwork(nn.Module):
         self.net = mlp(obs_dim + act_dim + 16, act_dim)
 
     def forward(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, a_t, self.time_emb(t)], -1))
+        """eps_theta(a_t, s, t) for step indices t [B]."""
+        return self.eps(obs, a_t, self.time_emb(t))
+
+    def eps(self, obs: torch.Tensor, a_t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The same from emb(t), so that a reverse chain embeds its T steps once."""
+        return self.net(torch.cat([obs, a_t, emb], -1))
 
 
 class BatchedLinear(nn.Module):
@@ -242,16 +256,18 @@ def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reverse_diffusion(actor: Callable, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
+def reverse_diffusion(actor: NoiseNetwork, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
     """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1]."""
-    B, T = obs.shape[0], sched.betas.shape[0]
+    B, T = obs.shape[0], len(sched.steps)
+    emb = actor.time_emb(torch.arange(T, device=obs.device))  # emb(t) of every step, once per chain
     x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
     for i in reversed(range(T)):
-        eps = actor(obs, x, torch.full((B,), i, device=obs.device))
-        x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-1, 1)
-        x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
+        sqrt_abar, sqrt_one_minus_abar, coef1, coef2, std = sched.steps[i]
+        eps = actor.eps(obs, x, emb[i].expand(B, -1))
+        x0_hat = ((x - sqrt_one_minus_abar * eps) / sqrt_abar).clamp(-1, 1)
+        x = coef1 * x0_hat + coef2 * x
         if i > 0:  # no noise at the last step
-            x = x + sched.posterior_var[i].sqrt() * torch.randn_like(x)
+            x = x + std * torch.randn_like(x)
     return x.clamp(-1, 1)
 
 

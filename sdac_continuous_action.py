@@ -78,6 +78,7 @@ class Args:
     policy_lr_decay_steps: int = 50_000  # policy updates over which the policy lr falls linearly to policy_lr_end
     policy_frequency: int = 2  # updates between policy (RSSM) updates, from update 0 (delayed update)
     ema: bool = True  # act and evaluate with an EMA copy of the noise network (the update samples with the online one)
+    one_chain: bool = True  # a' (critic target) and a0 (RSSM) in one reverse chain; off: a chain each (older draws)
 
     # Entropy coefficient lambda
     lambda_init: float = 5.0  # initial lambda
@@ -127,9 +128,13 @@ class Schedule(NamedTuple):
     posterior_mean_coef1: torch.Tensor  # coefficient of x0 in the mean of q(x_{t-1} | x_t, x0)
     posterior_mean_coef2: torch.Tensor  # coefficient of x_t
     posterior_var: torch.Tensor  # variance of q(x_{t-1} | x_t, x0)
+    # per step i, as Python numbers (reading them launches no kernel): sqrt(abar_t), sqrt(1 - abar_t), the two
+    # posterior mean coefficients and the posterior std
+    steps: tuple[tuple[float, float, float, float, float], ...]
 
 
-def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu") -> Schedule:
+def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu", dtype=torch.float32) -> Schedule:
+    """Computed in float64, returned in `dtype` (float64 for the equivalence checks)."""
     t = torch.arange(1, T + 1, dtype=torch.float64)
     if kind == "cosine":  # Nichol & Dhariwal: abar_t = f(t) / f(0)
         s = 0.008
@@ -148,7 +153,12 @@ def make_schedule(kind: str, T: int, linear_beta_scale: float = 0.8, device="cpu
     coef1 = betas * abar_prev.sqrt() / (1 - abar)
     coef2 = (1 - abar_prev) * alphas.sqrt() / (1 - abar)
     var = betas * (1 - abar_prev) / (1 - abar)
-    return Schedule(*(x.float().to(device) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var)))
+    betas, alphas, abar, abar_prev, coef1, coef2, var = (
+        x.to(dtype) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var)
+    )
+    steps = tuple(zip(*(x.tolist() for x in (abar.sqrt(), (1 - abar).sqrt(), coef1, coef2, var.sqrt()))))
+    tensors = (x.to(device) for x in (betas, alphas, abar, abar_prev, coef1, coef2, var))
+    return Schedule(*tensors, steps)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -200,7 +210,12 @@ class NoiseNetwork(nn.Module):
         self.net = mlp(obs_dim + act_dim + 16, act_dim)
 
     def forward(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, a_t, self.time_emb(t)], -1))
+        """eps_theta(a_t, s, t) for step indices t [B]."""
+        return self.eps(obs, a_t, self.time_emb(t))
+
+    def eps(self, obs: torch.Tensor, a_t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The same from emb(t), so that a reverse chain embeds its T steps once."""
+        return self.net(torch.cat([obs, a_t, emb], -1))
 
 
 class BatchedLinear(nn.Module):
@@ -239,16 +254,18 @@ def min_q(qf: TwinQNetwork, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reverse_diffusion(actor: Callable, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
+def reverse_diffusion(actor: NoiseNetwork, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
     """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1]."""
-    B, T = obs.shape[0], sched.betas.shape[0]
+    B, T = obs.shape[0], len(sched.steps)
+    emb = actor.time_emb(torch.arange(T, device=obs.device))  # emb(t) of every step, once per chain
     x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
     for i in reversed(range(T)):
-        eps = actor(obs, x, torch.full((B,), i, device=obs.device))
-        x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-1, 1)
-        x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
+        sqrt_abar, sqrt_one_minus_abar, coef1, coef2, std = sched.steps[i]
+        eps = actor.eps(obs, x, emb[i].expand(B, -1))
+        x0_hat = ((x - sqrt_one_minus_abar * eps) / sqrt_abar).clamp(-1, 1)
+        x = coef1 * x0_hat + coef2 * x
         if i > 0:  # no noise at the last step
-            x = x + sched.posterior_var[i].sqrt() * torch.randn_like(x)
+            x = x + std * torch.randn_like(x)
     return x.clamp(-1, 1)
 
 
@@ -350,10 +367,9 @@ def make_update(
     theirs. Its statistics stay tensors (no host sync). update_lambda() is line 13."""
     act_dim, target_entropy = actor.act_dim, -args.target_entropy_scale * actor.act_dim
 
-    def critic_loss(data: Batch, lam: torch.Tensor):
-        # soft policy evaluation: a' by reverse diffusion as when acting, the target from the target critics
+    def critic_loss(data: Batch, next_a: torch.Tensor, lam: torch.Tensor):
+        # soft policy evaluation: a' ~ pi(.|s') as when acting, the target from the target critics
         with torch.no_grad():
-            next_a = policy(actor, qf, data.next_obs, args.exploration_noise * lam)
             next_q = min_q(qf_target, data.next_obs, next_a)
             if args.entropy_in_target:
                 next_q = next_q + lam * exploration_entropy(lam, act_dim, args.exploration_noise)
@@ -365,9 +381,8 @@ def make_update(
         stats = dict(qf1_values=q1, qf2_values=q2, qf1_loss=qf_losses[0].detach(), qf2_loss=qf_losses[1].detach())
         return qf_losses.sum(), dict(stats, qf_loss=qf_losses.detach().mean(), target_q=next_q.mean())
 
-    def actor_loss(data: Batch, lam: torch.Tensor):
-        # soft policy improvement: a_t from the noised current policy, then the RSSM loss (eqs. 16-17)
-        a0 = policy(actor, qf, data.obs, args.exploration_noise * lam)
+    def actor_loss(data: Batch, a0: torch.Tensor, lam: torch.Tensor):
+        # soft policy improvement: a_t from a0 ~ pi(.|s) noised to a random step t, then the RSSM loss (eqs. 16-17)
         t_idx = torch.randint(0, sched.betas.shape[0], (a0.shape[0],), device=a0.device)
         abar = sched.abar[t_idx][:, None]
         a_t = abar.sqrt() * a0 + (1 - abar).sqrt() * torch.randn_like(a0)
@@ -383,6 +398,7 @@ def make_update(
     q_step, actor_step = q_optimizer.step, actor_optimizer.step
     if args.compile or args.cudagraphs:
         mode = "reduce-overhead" if args.cudagraphs else None
+        policy = torch.compile(policy, mode=mode, dynamic=False)
         critic_loss, actor_loss = torch.compile(critic_loss, mode=mode), torch.compile(actor_loss, mode=mode)
         q_step, actor_step = torch.compile(q_step, mode=mode), torch.compile(actor_step, mode=mode)
 
@@ -393,11 +409,19 @@ def make_update(
         if update_policy and args.anneal_lr:  # the policy lr is counted in policy updates
             lr_args = args.policy_lr, args.policy_lr_end, args.policy_lr_decay_begin, args.policy_lr_decay_steps
             set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, *lr_args))
-        loss, stats = critic_loss(data, lam)
+        # a' ~ pi(.|s') for the critic target and, at a policy step, a0 ~ pi(.|s) for RSSM: both from the policy
+        # before its step, in one reverse chain over [s'; s] (--no-one-chain: a chain each, a' first)
+        noise_std = args.exploration_noise * lam
+        if update_policy and args.one_chain:
+            next_a, a0 = policy(actor, qf, torch.cat([data.next_obs, data.obs]), noise_std).chunk(2)
+        else:
+            next_a = policy(actor, qf, data.next_obs, noise_std)
+            a0 = policy(actor, qf, data.obs, noise_std) if update_policy else None
+        loss, stats = critic_loss(data, next_a, lam)
         q_optimizer.zero_grad()
         loss.backward()
         if update_policy:  # its loss sees the critics before their step
-            loss, actor_stats = actor_loss(data, lam)
+            loss, actor_stats = actor_loss(data, a0, lam)
             actor_optimizer.zero_grad()
             loss.backward()
             stats = {**stats, **actor_stats}

@@ -8,6 +8,7 @@ differ between CPUs).
 
     python benchmarks/fingerprint.py                     # all three, about a minute on 2 cores
     python benchmarks/fingerprint.py --scripts sdac      # one
+    python benchmarks/fingerprint.py --scripts sdac --extra=--no-one-chain   # with more options
 """
 
 import argparse
@@ -89,8 +90,9 @@ def run(cmd: list[str], cwd: str) -> str:
     return out.stdout
 
 
-def fingerprint(name: str) -> tuple[list[str], str]:
+def fingerprint(name: str, more: list[str]) -> tuple[list[str], str]:
     script, extra = SCRIPTS[name]
+    extra = extra + more
     with tempfile.TemporaryDirectory() as tmp:
         first = run([sys.executable, os.path.join(REPO, script), *COMMON, *extra, "--total-timesteps", "2000"], tmp)
         ckpt = glob.glob(f"{tmp}/runs/*/checkpoint.pt")
@@ -107,11 +109,13 @@ def fingerprint(name: str) -> tuple[list[str], str]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scripts", nargs="+", default=list(SCRIPTS), choices=list(SCRIPTS))
+    parser.add_argument("--extra", default="", help="more options for the scripts, as one string")
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     status = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "*.py"], capture_output=True, text=True)
     print(
         f"commit {commit.strip()}{' (with uncommitted changes)' if status.stdout.strip() else ''}, torch {torch.__version__}"
     )
-    for name in parser.parse_args().scripts:
-        returns, digest = fingerprint(name)
-        print(f"{name}: eval {' | '.join(returns)} | sha256 {digest}", flush=True)
+    cli = parser.parse_args()
+    for name in cli.scripts:
+        returns, digest = fingerprint(name, cli.extra.split())
+        print(f"{name}{' ' + cli.extra if cli.extra else ''}: eval {' | '.join(returns)} | sha256 {digest}", flush=True)

@@ -216,8 +216,8 @@ TARGETED = [
     (
         "DPMD drifts from SDAC: reverse_diffusion",
         D,
-        "x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps)",
-        "x0_hat = ((x - (1 - sched.abar[i]) * eps)",
+        "x0_hat = ((x - sqrt_one_minus_abar * eps)",
+        "x0_hat = ((x - sqrt_one_minus_abar**2 * eps)",
         ["tests/test_plumbing.py"],
     ),
     (
@@ -286,8 +286,8 @@ TARGETED = [
     (
         "SDAC sampler: x0_hat not clipped",
         S,
-        "/ sched.abar[i].sqrt()).clamp(-1, 1)",
-        "/ sched.abar[i].sqrt())",
+        "/ sqrt_abar).clamp(-1, 1)",
+        "/ sqrt_abar)",
         ["tests/test_sdac_math.py"],
     ),
     (
@@ -441,14 +441,42 @@ TARGETED = [
 
 ALGORITHM = [
     (
+        "SDAC sampler: the posterior variance where its std belongs",
+        S,
+        "coef1, coef2, var.sqrt())",
+        "coef1, coef2, var)",
+        None,
+    ),
+    (
+        "SDAC sampler: time embeddings in reverse order",
+        S,
+        "eps = actor.eps(obs, x, emb[i].expand(B, -1))",
+        "eps = actor.eps(obs, x, emb[T - 1 - i].expand(B, -1))",
+        None,
+    ),
+    (
+        "SDAC one chain: a' and a0 swapped",
+        S,
+        "next_a, a0 = policy(actor, qf, torch.cat([data.next_obs, data.obs]), noise_std).chunk(2)",
+        "a0, next_a = policy(actor, qf, torch.cat([data.next_obs, data.obs]), noise_std).chunk(2)",
+        None,
+    ),
+    (
+        "SDAC one chain: a0 drawn at s'",
+        S,
+        "torch.cat([data.next_obs, data.obs])",
+        "torch.cat([data.next_obs, data.next_obs])",
+        None,
+    ),
+    (
         "SDAC sampler: posterior coefficients swapped",
         S,
-        "x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x",
-        "x = sched.posterior_mean_coef2[i] * x0_hat + sched.posterior_mean_coef1[i] * x",
+        "x = coef1 * x0_hat + coef2 * x",
+        "x = coef2 * x0_hat + coef1 * x",
         None,
     ),
     ("SDAC sampler: best of N by argmin", S, ".view(B, N).argmax(1)", ".view(B, N).argmin(1)", None),
-    ("SDAC sampler: x0_hat not clipped", S, "/ sched.abar[i].sqrt()).clamp(-1, 1)", "/ sched.abar[i].sqrt())", None),
+    ("SDAC sampler: x0_hat not clipped", S, "/ sqrt_abar).clamp(-1, 1)", "/ sqrt_abar)", None),
     (
         "SDAC eq. 17: sign of the noise",
         S,

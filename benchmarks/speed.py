@@ -213,14 +213,22 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def launches_per_iteration(module, setting: dict, env_id: str, iterations: int = 4) -> tuple[float, dict]:
-    """Eager operators per training iteration (the action, the updates, the replay buffer's sample and add), counted
-    in a real run of train() from its first action after the warm-up to its one evaluation, which is left out.
-    Returns the count per iteration and the counts by operator over the whole span."""
-    counter, warmup = OpCounter(), 64
+class ForeachAdam(torch.optim.Adam):
+    """Adam with its foreach implementation: PyTorch's default on CUDA (a few kernels per step for all parameters),
+    where on the CPU it defaults to a loop over the parameters, which would count a GPU's step many times over."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **{**kw, "foreach": True})
+
+
+def count_operators(module, setting: dict, env_id: str, iterations: int) -> OpCounter:
+    """The operators of a real run of train() with `iterations` training iterations, counted from its first action
+    after the random warm-up to its one evaluation, which is left out."""
+    counter, num_envs = OpCounter(), setting.get("num_envs", module.Args.num_envs)
+    warmup = num_envs * math.ceil(64 / num_envs)  # a whole number of vector steps: then exactly `iterations` train
     run = dict(
         env_id=env_id,
-        total_timesteps=warmup + module.Args.num_envs * iterations,
+        total_timesteps=warmup + num_envs * iterations,
         learning_starts=warmup,
         eval_interval=0,
         eval_episodes=1,
@@ -229,7 +237,7 @@ def launches_per_iteration(module, setting: dict, env_id: str, iterations: int =
         checkpoint_interval=0,
     )
     args = module.Args(**run | setting)
-    real_evaluate = module.evaluate
+    real_evaluate, real_adam = module.evaluate, torch.optim.Adam
 
     def evaluate(*a, **k):
         counter.on, counter.done = False, True
@@ -248,14 +256,25 @@ def launches_per_iteration(module, setting: dict, env_id: str, iterations: int =
     else:  # SAC acts with actor.get_action
         real, owner = ("get_action", module.Actor.get_action), module.Actor
         module.Actor.get_action = counting_from_here(real[1])
-    module.evaluate = evaluate
+    module.evaluate, torch.optim.Adam = evaluate, ForeachAdam
     try:
         with counter, contextlib.redirect_stdout(io.StringIO()):
             module.train(args)
     finally:
-        module.evaluate = real_evaluate
+        module.evaluate, torch.optim.Adam = real_evaluate, real_adam
         setattr(owner, *real)
-    return counter.count / iterations, counter.by_name
+    return counter
+
+
+def launches_per_iteration(module, setting: dict, env_id: str, iterations: int = 4) -> tuple[float, dict]:
+    """Eager operators per training iteration (the action, the env step, the replay buffer's add and sample, the
+    updates), with Adam as on a GPU (ForeachAdam): a run with 2 + `iterations` training iterations less one with 2,
+    so that what happens once (the first update creates Adam's state) is left out. Returns the count per iteration
+    and the counts by operator over the `iterations`; an even number of them covers whole cycles of the delayed
+    updates (policy_frequency 2)."""
+    short, long = (count_operators(module, setting, env_id, n) for n in (2, 2 + iterations))
+    by_name = {k: v - short.by_name.get(k, 0) for k, v in long.by_name.items()}
+    return (long.count - short.count) / iterations, {k: v for k, v in by_name.items() if v}
 
 
 def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations: int) -> dict:
@@ -327,7 +346,7 @@ def main(argv=None) -> None:
     if cli.launches:  # issue 38's proxy for the kernel launches of an eager iteration on a GPU
         for name in cli.settings:
             with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-                n, by = launches_per_iteration(*SETTINGS[name], cli.env_id)
+                n, by = launches_per_iteration(*SETTINGS[name], cli.env_id, iterations=4)
             top = ", ".join(f"{k} {v / 4:.0f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6])
             print(
                 f"{name}: {n:.0f} eager operators per training iteration (views and allocations left out), most "

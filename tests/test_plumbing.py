@@ -174,9 +174,9 @@ def test_algorithm_pieces_that_two_scripts_share_are_identical(other):
 
 def test_the_shared_pieces_check_would_catch_a_drift():
     dpmd = read(SCRIPTS[2])
-    old = "x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps)"
+    old = "x0_hat = ((x - sqrt_one_minus_abar * eps)"
     assert old in dpmd
-    drifted = dpmd.replace(old, "x0_hat = ((x - (1 - sched.abar[i]) * eps)")
+    drifted = dpmd.replace(old, "x0_hat = ((x - sqrt_one_minus_abar**2 * eps)")
     assert drifted_copies(read(SCRIPTS[0]), drifted)[1] == ["reverse_diffusion"]
 
 

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from sdac_continuous_action import effective_sample_size, make_schedule, reverse_diffusion, reverse_sample, rssm_loss
+from sdac_continuous_action import (
+    NoiseNetwork,
+    effective_sample_size,
+    make_schedule,
+    reverse_diffusion,
+    reverse_sample,
+    rssm_loss,
+)
 
 SCHEDULES = ["cosine", "linear", "vp"]
 
@@ -14,8 +21,9 @@ SCHEDULES = ["cosine", "linear", "vp"]
 @pytest.mark.parametrize("T", [1, 5, 20, 100])
 def test_schedule_shapes_monotonic_and_range(kind, T):
     s = make_schedule(kind, T)
-    for x in s:
+    for x in s[:-1]:
         assert x.shape == (T,) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert len(s.steps) == T and all(len(step) == 5 and all(math.isfinite(c) for c in step) for step in s.steps)
     assert (s.betas > 0).all() and (s.betas < 1).all()
     assert torch.allclose(s.alphas, 1 - s.betas)
     assert (s.abar > 0).all() and (s.abar < 1).all()
@@ -78,6 +86,20 @@ def test_eq17_reverse_samples_have_the_right_moments(abar):
     assert torch.allclose(a0, (a_t[:, None] / math.sqrt(abar) - math.sqrt(var) * eps.view(2, K, 2)), atol=1e-5)
 
 
+class EpsOfStep:
+    """A noise network for reverse_diffusion from a function of (obs, x_t, step index): its time embedding is the
+    step index itself."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def time_emb(self, t):
+        return t[:, None]
+
+    def eps(self, obs, x, emb):
+        return self.fn(obs, x, emb[:, 0])
+
+
 def gaussian_eps(sched, mu, sigma):
     """Exact noise function of the target N(mu, sigma^2 I): eps*(x_t) = -sqrt(1 - abar) * score_t(x_t)."""
 
@@ -85,7 +107,7 @@ def gaussian_eps(sched, mu, sigma):
         ab = sched.abar[i][:, None]
         return (1 - ab).sqrt() * (x - ab.sqrt() * mu) / (ab * sigma**2 + 1 - ab)
 
-    return eps_fn
+    return EpsOfStep(eps_fn)
 
 
 def test_sampler_follows_the_exact_ddpm_moment_recursion():
@@ -107,6 +129,33 @@ def test_sampler_follows_the_exact_ddpm_moment_recursion():
     assert torch.allclose(x.var(0).double(), v, rtol=0.03)
 
 
+def test_a_chain_calls_the_network_as_eps_theta_of_each_step():
+    """The chain embeds its T steps once (emb(t) for all t) and feeds step i's row to every state: the same as the
+    network called with t = i for the whole batch, x_t for x_t, in the order T-1 .. 0; and the per-step Python
+    numbers are the schedule's tensors. Catches an embedding taken at another step and a constant out of place."""
+    torch.manual_seed(0)
+    actor, T, n = NoiseNetwork(3, 2), 5, 7
+    s = make_schedule("linear", T)
+    expected = torch.stack([s.abar.sqrt(), (1 - s.abar).sqrt(), s.posterior_mean_coef1, s.posterior_mean_coef2])
+    assert torch.allclose(torch.tensor(s.steps)[:, :4].T, expected, rtol=1e-6)
+    assert torch.allclose(torch.tensor(s.steps)[:, 4] ** 2, s.posterior_var, rtol=1e-5, atol=1e-9)
+    calls = []
+
+    class Recording(torch.nn.Module):
+        time_emb = actor.time_emb
+
+        def eps(self, obs, x, emb):
+            calls.append((obs, x.clone(), actor.eps(obs, x, emb)))
+            return calls[-1][2]
+
+    obs = torch.randn(n, 3)
+    reverse_diffusion(Recording(), obs, s, 2, 0.5)
+    assert len(calls) == T
+    for j, (o, x, eps) in enumerate(calls):
+        assert torch.equal(o, obs)
+        assert torch.allclose(eps, actor(obs, x, torch.full((n,), T - 1 - j)), atol=1e-6), j
+
+
 def test_sampler_steps_are_ddpm_posteriors_with_x0_clipped():
     """Each step of reverse_diffusion, rewritten here from the betas alone with the same random draws: x0_hat =
     (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) clipped to [-1, 1] (the authors' utils/diffusion.py:97), then
@@ -118,7 +167,7 @@ def test_sampler_steps_are_ddpm_posteriors_with_x0_clipped():
     eps_fn = lambda obs, x, i: 3 * torch.sin(3 * x + i[:, None].float()) + obs  # noqa: E731
     obs = torch.linspace(-1, 1, n)[:, None]
     torch.manual_seed(5)
-    got = reverse_diffusion(eps_fn, obs, s, 2, x_T_scale)
+    got = reverse_diffusion(EpsOfStep(eps_fn), obs, s, 2, x_T_scale)
     betas = 0.8 * torch.linspace(1e-4, 0.999, T, dtype=torch.float64)
     abar = torch.cumprod(1 - betas, 0)
     torch.manual_seed(5)

@@ -183,9 +183,9 @@ def test_policy_loss_sends_no_gradient_into_the_critics(module):
     """An update with a policy step (u = 0) and one without (u = 1), from the same state and seed, leave the critics
     the same gradients: the policy loss's Q (RSSM's reverse samples, DPMD's weights) is taken without gradient.
     Catches the Q evaluated with grad (the critics would then also step on the policy loss's gradient)."""
-    grads = []
+    grads, kw = [], {"one_chain": False} if module is sdac else {}  # a' from the same draws at u = 0 and u = 1
     for u in (0, 1):
-        L = diffusion_learner(module)
+        L = diffusion_learner(module, **kw)
         torch.manual_seed(3)
         L["update"](batch(module), torch.tensor(1.0), u)
         grads.append([p.grad.clone() for p in L["qf"].parameters()])
@@ -229,9 +229,9 @@ def test_sdac_policy_step_noises_the_policys_own_actions(monkeypatch):
     a0 = torch.rand(n, ACT) * 2 - 1
     calls, seen = [], {}
 
-    def stub(actor, qf, obs, noise_std):
+    def stub(actor, qf, obs, noise_std):  # a0 for the rows of s (and, in one chain with s', for those of s' too)
         calls.append(obs)
-        return a0
+        return a0.repeat(len(obs) // n, 1)
 
     real = sdac.rssm_loss
 
@@ -250,7 +250,7 @@ def test_sdac_policy_step_noises_the_policys_own_actions(monkeypatch):
         torch.zeros(n),
     )
     L["update"](data, torch.tensor(1.0), 0)
-    assert torch.equal(calls[1], data.obs) and torch.equal(seen["obs"], data.obs), "a0 from the policy at s"
+    assert torch.equal(calls[-1][-n:], data.obs) and torch.equal(seen["obs"], data.obs), "a0 from the policy at s"
     abar = sdac.make_schedule("linear", 3).abar[seen["t"]][:, None]
     eps = (seen["a_t"] - abar.sqrt() * a0) / (1 - abar).sqrt()
     assert set(seen["t"].tolist()) == {0, 1, 2}
@@ -320,3 +320,35 @@ def test_dpmd_policy_step_is_on_the_next_states_and_their_actions(monkeypatch):
     data = batch(dpmd)
     L["update"](data, torch.tensor(1.0), 0)
     assert torch.equal(seen["obs"], data.next_obs) and torch.equal(seen["a0"], next_a)
+
+
+@pytest.mark.parametrize("u", [0, 1], ids=["policy-step", "critic-only"])
+def test_sdac_one_chain_draws_a_prime_and_a0_as_two_chains_would(u):
+    """--one-chain (the default) draws a' at s' and a0 at s in one reverse chain over [s'; s]; --no-one-chain draws
+    them in a chain each, a' first (the draws of the older code). With a policy that is a function of the state, both
+    give the same update: statistics and parameters. Catches a' and a0 swapped, a0 taken at s', the chain's halves
+    mixed up."""
+    data, lam, out = batch(sdac), torch.tensor(0.7), {}
+
+    def policy(actor, qf, obs, noise_std):
+        calls.append(obs)
+        return torch.tanh(obs[:, :ACT] + 0.5 * obs[:, 1 : ACT + 1])
+
+    for one_chain in (True, False):
+        calls = []
+        L = diffusion_learner(sdac, policy=policy, one_chain=one_chain)
+        torch.manual_seed(3)
+        stats = L["update"](data, lam, u)
+        params = torch.cat([p.detach().flatten() for m in ("actor", "qf", "qf_target") for p in L[m].parameters()])
+        out[one_chain] = stats, params, calls
+    (stats1, params1, calls1), (stats2, params2, calls2) = out[True], out[False]
+    if u == 0:
+        assert len(calls1) == 1 and torch.equal(calls1[0], torch.cat([data.next_obs, data.obs]))
+        assert len(calls2) == 2 and torch.equal(calls2[0], data.next_obs) and torch.equal(calls2[1], data.obs)
+        assert "actor_loss" in stats1
+    else:  # no policy step: a' alone, the same in both
+        assert len(calls1) == len(calls2) == 1 and torch.equal(calls1[0], data.next_obs)
+    assert stats1.keys() == stats2.keys()
+    for k in stats1:
+        assert torch.allclose(stats1[k], stats2[k], rtol=1e-6, atol=1e-7), k
+    assert torch.allclose(params1, params2, rtol=1e-6, atol=1e-7)

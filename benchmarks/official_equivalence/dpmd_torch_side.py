@@ -111,12 +111,7 @@ q_stats = torch.tensor([float(J["running_mean0"]), float(J["running_std0"])])
 q_optimizer = D.make_optimizer(qf.parameters(), args.q_lr, args, device)
 actor_optimizer = D.make_optimizer(actor.parameters(), args.policy_lr, args, device)
 lam_optimizer = torch.optim.Adam([log_lam], lr=args.lambda_lr)
-# our make_schedule computes in float64 and returns float32; in float64 mode, use its float64 values (as the SDAC check)
-recorded, _Sched = [], D.Schedule
-D.Schedule = type("RecSchedule", (_Sched,), {"__new__": lambda cls, *a: recorded.append(a) or _Sched.__new__(cls, *a)})
-sched = D.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device)
-D.Schedule = _Sched
-sched = _Sched(*recorded[0]) if X64 else sched
+sched = D.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device, dtype=DT)  # float64 in the float64 run
 update, update_lambda = D.make_update(D.make_policy(sched, args), actor, actor_ema, qf, qf_target, log_lam, q_stats,
                                       q_optimizer, actor_optimizer, lam_optimizer, sched, args)  # fmt: skip
 data = D.Batch(tt(J["obs"]), tt(J["act"]), tt(J["d_reward"]), tt(J["d_next_obs"]), tt(J["d_done"].astype(np.float64)))

@@ -71,12 +71,23 @@ class Inject:
             assert not self.q, f"{len(self.q)} draws not consumed"
 
 
-def push_get_action(inj, z, noise, expl):
+def get_action_draws(z, noise, expl):
     """their draws [N, B, d], [N, T, B, d], [B, d] -> our call order: x_T [B*N, d] (row b*N+n), T-1 step noises, expl"""
-    inj.push("randn", z.transpose(1, 0, 2).reshape(B * N, ACT))
+    draws = [("randn", z.transpose(1, 0, 2).reshape(B * N, ACT))]
     for j in range(T - 1):  # scan step j is t = T-1-j; the noise of t = 0 is multiplied by 0 on their side
-        inj.push("randn_like", noise[:, j].transpose(1, 0, 2).reshape(B * N, ACT))
-    inj.push("randn_like", expl)
+        draws.append(("randn_like", noise[:, j].transpose(1, 0, 2).reshape(B * N, ACT)))
+    return draws + [("randn_like", expl)]
+
+
+def push_get_action(inj, z, noise, expl):
+    for kind, arr in get_action_draws(z, noise, expl):
+        inj.push(kind, arr)
+
+
+def push_one_chain(inj, first, second):
+    """our one chain over [s'; s] (--one-chain): each of its draws is the a' chain's draw stacked on the a0 chain's"""
+    for (kind, a), (_, b) in zip(get_action_draws(*first), get_action_draws(*second)):
+        inj.push(kind, np.concatenate([a, b]))
 
 
 # ---------------- params: haiku [in, out] -> torch
@@ -105,23 +116,9 @@ torch.manual_seed(0)
 actor, qf = S.NoiseNetwork(OBS, ACT), S.TwinQNetwork(OBS, ACT)
 load_actor(actor), load_q(qf)
 
-# ---------------- 1. schedule (our make_schedule computes in float64, then returns float32: record both)
-recorded = []
-_Sched = S.Schedule
-
-
-class RecSchedule(_Sched):
-    def __new__(cls, *a):
-        recorded.append(a)
-        return _Sched.__new__(cls, *a)
-
-
-S.Schedule = RecSchedule
+# ---------------- 1. schedule (our make_schedule computes in float64 and returns the run's dtype)
 for Tq in (10, 20):
-    recorded.clear()
-    s32 = S.make_schedule("linear", Tq, 0.8)
-    s64 = _Sched(*recorded[0])
-    s = s64 if X64 else s32
+    s = S.make_schedule("linear", Tq, 0.8, dtype=DT)
     p = f"sched{Tq}_"
     cmp(f"1 T={Tq} betas", s.betas, J[p + "betas"])
     cmp(f"1 T={Tq} alphas", s.alphas, J[p + "alphas"])
@@ -133,16 +130,14 @@ for Tq in (10, 20):
     cmp(f"1 T={Tq} sqrt(1-abar)/sqrt(abar)", (1 - s.abar).sqrt() / s.abar.sqrt(), J[p + "sqrt_recipm1_alphas_cumprod"])
     cmp(f"1 T={Tq} posterior coef1", s.posterior_mean_coef1, J[p + "posterior_mean_coef1"])
     cmp(f"1 T={Tq} posterior coef2", s.posterior_mean_coef2, J[p + "posterior_mean_coef2"])
+    steps = torch.tensor(s.steps, dtype=DT)  # the reverse chain's Python numbers, per step
+    cmp(f"1 T={Tq} chain constants: sqrt(abar)", steps[:, 0], J[p + "sqrt_alphas_cumprod"])
+    cmp(f"1 T={Tq} chain constants: sqrt(1-abar)", steps[:, 1], J[p + "sqrt_one_minus_alphas_cumprod"])
+    cmp(f"1 T={Tq} chain constants: coef1, coef2", steps[:, 2:4].T, np.stack([J[p + "posterior_mean_coef1"], J[p + "posterior_mean_coef2"]]))
+    cmp(f"1 T={Tq} chain constants: std (t>0)", steps[1:, 4], np.exp(0.5 * J[p + "posterior_log_variance_clipped"][1:]))
     cmp(f"1 T={Tq} posterior var", s.posterior_var, J[p + "posterior_variance"])
     cmp(f"1 T={Tq} posterior std (t>0)", s.posterior_var[1:].sqrt(), np.exp(0.5 * J[p + "posterior_log_variance_clipped"][1:]))
-S.Schedule = _Sched
-recorded.clear()
-sched32 = S.make_schedule("linear", T, 0.8)
-# float64 schedule for the float64 run: the values make_schedule computes before its final .float()
-S.Schedule = RecSchedule
-S.make_schedule("linear", T, 0.8)
-S.Schedule = _Sched
-sched = _Sched(*recorded[0]) if X64 else sched32
+sched = S.make_schedule("linear", T, 0.8, dtype=DT)  # float64 in the float64 run
 
 # ---------------- 2. forward passes
 obs, x, t, act = tt(J["obs"]), tt(J["x"]), torch.as_tensor(J["t"]), tt(J["act"])
@@ -159,18 +154,22 @@ with torch.no_grad():
 xs, eps_rec = [], []
 
 
-def eps_rec_fn(o, xx, ti):
-    xs.append(xx.clone())
-    e = actor(o, xx, ti)
-    eps_rec.append(e)
-    return e
+class EpsRec:  # our network, recording each step's x_t and eps
+    time_emb = actor.time_emb
+
+    @staticmethod
+    def eps(o, xx, emb):
+        xs.append(xx.clone())
+        e = actor.eps(o, xx, emb)
+        eps_rec.append(e)
+        return e
 
 
 with Inject() as inj:
     inj.push("randn", J["ps_zT"])
     for j in range(T - 1):
         inj.push("randn_like", J["ps_noise"][j])
-    out = S.reverse_diffusion(eps_rec_fn, obs, sched, ACT, 0.5)
+    out = S.reverse_diffusion(EpsRec, obs, sched, ACT, 0.5)
 cmp("3 x_T (= 0.5 * z)", xs[0], J["ps_trace_x"][0])
 cmp("3 x_t entering each step (all 20)", torch.stack(xs), J["ps_trace_x"])
 cmp("3 step means, t=19..1 (arg of randn_like)", torch.stack(inj.seen), J["ps_trace_mean"][:-1])
@@ -268,9 +267,12 @@ for u in range(3):  # the body of train()'s gradient-step loop, with u = num_upd
     lam_t = log_lam.detach().exp()
     update_policy = u % args.policy_frequency == 0
     with Inject() as inj:
-        push_get_action(inj, J[p + "next_z"], J[p + "next_noise"], J[p + "next_expl"])
+        next_draws = J[p + "next_z"], J[p + "next_noise"], J[p + "next_expl"]
+        if update_policy:  # a' and a0 in one chain, their two chains' draws stacked
+            push_one_chain(inj, next_draws, (J[p + "new_z"], J[p + "new_noise"], J[p + "new_expl"]))
+        else:
+            push_get_action(inj, *next_draws)
         if update_policy:
-            push_get_action(inj, J[p + "new_z"], J[p + "new_noise"], J[p + "new_expl"])
             inj.push("randint", J[p + "t"])
             inj.push("randn_like", J[p + "noise1"])
             inj.push("randn_like", J[p + "noise2"])
