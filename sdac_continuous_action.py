@@ -78,6 +78,7 @@ class Args:
     policy_lr_decay_steps: int = 50_000  # policy updates over which the policy lr falls linearly to policy_lr_end
     policy_frequency: int = 2  # updates between policy (RSSM) updates, from update 0 (delayed update)
     ema: bool = True  # act and evaluate with an EMA copy of the noise network (the update samples with the online one)
+    update_before_step: bool = True  # update before env.step, which then overlaps the GPU's work; off: after (older)
     one_chain: bool = True  # a' (critic target) and a0 (RSSM) in one reverse chain; off: a chain each (older draws)
 
     # Entropy coefficient lambda
@@ -553,21 +554,39 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
     metrics, last_checkpoint, iteration_seconds = {}, args.resume, []
     start_time, start_step = time.time(), global_step
 
+    def learn(lam: torch.Tensor, num_updates: int) -> int:
+        """Lines 5-13: gradient_steps updates from the buffer; u counts updates from 0 (the policy, the targets and
+        lambda step at u = 0 and at every multiple of their interval, as in the authors' code). A run resumed without
+        its buffer first refills learning_starts transitions with the policy. Returns the new count."""
+        if rb.size == 0 or rb.size < min(args.learning_starts, args.buffer_size):
+            return num_updates
+        for _ in range(args.gradient_steps):
+            u, num_updates = num_updates, num_updates + 1
+            metrics.update(update(rb.sample(args.batch_size), lam, u))
+            if u % args.lambda_update_interval == 0:
+                update_lambda()
+        return num_updates
+
     # start the game
     obs, _ = envs.reset(seed=args.seed + global_step)
     if ckpt:  # the envs as they were at the checkpoint: the run goes on as if never stopped
         obs = restore_env_state(envs, ckpt.get("envs"), obs)
     for iteration in range(iteration + 1, num_iterations + 1):
-        iteration_start = time.perf_counter()
+        iteration_start, updates_before = time.perf_counter(), num_updates
         global_step += args.num_envs
         lam = log_lam.detach().exp()
+        learning = global_step > args.learning_starts
 
         # lines 3-4: act (uniform random during warm-up, then best of N with exploration noise), step, store
-        if global_step <= args.learning_starts:
+        if not learning:
             actions = np.random.uniform(-1, 1, (args.num_envs, act_dim)).astype(np.float32)
         else:
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
             actions = policy(acting_actor, qf, obs_t, args.exploration_noise * lam).cpu().numpy()
+        # lines 5-13 first (--update-before-step): on a GPU they run while the envs step, and the actions' copy to
+        # the host, the step's one sync, comes before them; they sample the buffer without this step's transitions
+        if learning and args.update_before_step:
+            num_updates = learn(lam, num_updates)
         next_obs, rewards, terminations, truncations, infos = envs.step(actions * scale + bias)
         for i in np.flatnonzero(infos.get("_episode", [])):
             writer.add_scalar("charts/episodic_return", infos["episode"]["r"][i], global_step)
@@ -581,16 +600,9 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
             real_next_obs[i] = infos["final_obs"][i]
         rb.add(obs, actions, rewards, real_next_obs, terminations)
         obs = next_obs
-
-        # lines 5-13 (a run resumed without its buffer first refills learning_starts transitions with the policy)
-        if global_step > args.learning_starts and rb.size >= min(args.learning_starts, args.buffer_size):
-            for _ in range(args.gradient_steps):
-                # u counts updates from 0: the policy, the targets and lambda step at u = 0 and at every multiple
-                # of their interval, as in the authors' code
-                u, num_updates = num_updates, num_updates + 1
-                metrics |= update(rb.sample(args.batch_size), lam, u)
-                if u % args.lambda_update_interval == 0:
-                    update_lambda()
+        if learning and not args.update_before_step:  # lines 5-13 after storing this step's transitions
+            num_updates = learn(lam, num_updates)
+        if num_updates > updates_before:
             iteration_seconds.append(time.perf_counter() - iteration_start)
         if crossed(global_step, args.log_interval, args.num_envs):
             check_finite(metrics, global_step, last_checkpoint)  # the training step's one host sync

@@ -4,7 +4,8 @@
 #   0 smoke       env.txt       imports, gym.make("Ant-v4") and a step, one CUDA op; on failure, the reason, exit 3
 #   1 probe       probe.txt     launch and graph-node cost, the chain's matmuls in fp32/TF32/bf16, the sampler eager
 #                               and as one CUDA graph, random numbers across replays, git / MPS / GL loaders
-#   2 speed_sdac  speed.md      SDAC at the official settings on Ant-v4: eager, cudagraphs + TF32, cudagraphs
+#   2 speed_sdac  speed.md      SDAC at the official settings on Ant-v4, today's iteration and the one before issue
+#                               38 side by side: eager, cudagraphs + TF32
 #   3 test_cuda   test_cuda.txt tests/test_cuda.py, verbose, with its summary and durations
 #   4 speed_more  speed.md      SAC and DPMD (official settings): eager, cudagraphs
 #   5 ant_run     ant_run.txt   SDAC on Ant-v4, eager: a checkpoint with the buffer, --resume, --save-model,
@@ -76,7 +77,8 @@ stage() {
 }
 
 if [ "$gpu" = 1 ]; then
-  sdac_speed=(--settings "sdac official" --launches --modes eager cudagraphs+tf32 cudagraphs) iterations=300
+  sdac_speed=(--settings "sdac official" "sdac official, older iteration" --launches --modes eager cudagraphs+tf32)
+  iterations=300
   more_speed=(--settings sac "dpmd official" --launches --modes eager cudagraphs)
   run_flags=()
   cuda_op="x = torch.ones(2, device='cuda') * 2; print('one CUDA op:', float(x.sum()), torch.cuda.get_device_name())"

@@ -20,6 +20,34 @@ S, D, A = "sdac_continuous_action.py", "dpmd_continuous_action.py", "sac_continu
 T = "tests/test_update_math.py"
 
 TARGETED = [
+    (
+        "SDAC: updates after the env step as well, when asked before it",
+        S,
+        "        if learning and not args.update_before_step:",
+        "        if learning:",
+        ["tests/test_update_order.py"],
+    ),
+    (
+        "SDAC: an update before the env step samples an empty buffer",
+        S,
+        "if rb.size == 0 or rb.size < min(args.learning_starts, args.buffer_size):",
+        "if rb.size < min(args.learning_starts, args.buffer_size):",
+        ["tests/test_update_order.py"],
+    ),
+    (
+        "SDAC one chain: a' and a0 swapped (targeted)",
+        S,
+        "next_a, a0 = policy(actor, qf, torch.cat([data.next_obs, data.obs]), noise_std).chunk(2)",
+        "a0, next_a = policy(actor, qf, torch.cat([data.next_obs, data.obs]), noise_std).chunk(2)",
+        ["tests/test_update_math.py"],
+    ),
+    (
+        "speed: the operator count not differenced",
+        "benchmarks/speed.py",
+        "return (long.count - short.count) / iterations",
+        "return long.count / iterations",
+        ["tests/test_speed.py"],
+    ),
     # (label, file, old, new, tests)
     ("SDAC target: (1 - done) dropped", S, "(1 - data.terminations) * args.gamma * next_q", "args.gamma * next_q", [T]),
     (

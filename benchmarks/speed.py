@@ -18,6 +18,7 @@ also one vector step of 5 envs plus one update; only that column is theirs.
     python benchmarks/speed.py                                   # Hopper-v4, all settings, all modes here
     python benchmarks/speed.py --settings "sdac official" "sdac study" --official   # ours beside the authors'
     python benchmarks/speed.py --env-id Ant-v4 --iterations 300 --settings "sdac official" --modes eager cudagraphs+tf32
+    python benchmarks/speed.py --env-id Ant-v4 --settings "sdac official" "sdac official, older iteration" --launches
 """
 
 import argparse
@@ -59,6 +60,49 @@ SETTINGS = {
     # SAC has one setting: the paper's baseline protocol
     "sac": (sac, dict()),
 }
+
+
+@torch.no_grad()
+def older_reverse_diffusion(actor, obs, sched, act_dim: int, x_T_scale: float):
+    """The scripts' sampler as it was before issue 38 (commit b31325b), for the side-by-side measure only: the
+    schedule's constants read and combined from 0-d tensors, and the time embedding computed at every step. It draws
+    the same numbers and, on a CPU, gives the same actions bit for bit (tests/test_speed.py)."""
+    B, T = obs.shape[0], sched.betas.shape[0]
+    x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
+    for i in reversed(range(T)):
+        eps = actor(obs, x, torch.full((B,), i, device=obs.device))
+        x0_hat = ((x - (1 - sched.abar[i]).sqrt() * eps) / sched.abar[i].sqrt()).clamp(-1, 1)
+        x = sched.posterior_mean_coef1[i] * x0_hat + sched.posterior_mean_coef2[i] * x
+        if i > 0:
+            x = x + sched.posterior_var[i].sqrt() * torch.randn_like(x)
+    return x.clamp(-1, 1)
+
+
+# the iteration before issue 38, side by side with today's: the older sampler and, for SDAC, a' and a0 in a chain
+# each and the updates after the env step
+OLDER = {
+    "sdac official, older iteration": (
+        sdac,
+        dict(SETTINGS["sdac official"][1], one_chain=False, update_before_step=False),
+    ),
+    "dpmd official, older iteration": (dpmd, SETTINGS["dpmd official"][1]),
+}
+SETTINGS |= OLDER
+
+
+@contextlib.contextmanager
+def iteration_of(name: str):
+    """Within it, an OLDER setting's script samples with older_reverse_diffusion."""
+    module, real = SETTINGS[name][0], getattr(SETTINGS[name][0], "reverse_diffusion", None)
+    if name in OLDER:
+        module.reverse_diffusion = older_reverse_diffusion
+    try:
+        yield
+    finally:
+        if name in OLDER:
+            module.reverse_diffusion = real
+
+
 MODES = {
     "eager": dict(),
     "compile": dict(compile=True),
@@ -345,7 +389,7 @@ def main(argv=None) -> None:
     print(f"\n{cli.env_id}; {machine()}; commit {commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     if cli.launches:  # issue 38's proxy for the kernel launches of an eager iteration on a GPU
         for name in cli.settings:
-            with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+            with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp), iteration_of(name):
                 n, by = launches_per_iteration(*SETTINGS[name], cli.env_id, iterations=4)
             top = ", ".join(f"{k} {v / 4:.0f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6])
             print(
@@ -378,10 +422,16 @@ def main(argv=None) -> None:
                 iterations = cli.iterations or (20 if "official" in name else 100)
                 for mode in modes:
                     try:
-                        row(name, mode, iterations, measure(module, setting, MODES[mode], cli.env_id, iterations))
+                        with iteration_of(name):
+                            r = measure(module, setting, MODES[mode], cli.env_id, iterations)
+                        row(name, mode, iterations, r)
                     except Exception as e:  # noqa: BLE001 - one mode's failure (a compile, a CUDA graph) must not lose the rest
                         failed(name, mode, e)
-                if cli.official and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64)):
+                if (
+                    cli.official
+                    and name not in OLDER
+                    and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64))
+                ):
                     try:
                         row(
                             name,
@@ -400,6 +450,12 @@ def main(argv=None) -> None:
     for name, mode in ms:  # how much an SDAC or DPMD iteration costs against a SAC one, in the same mode and run
         if not name.startswith("sac") and ("sac", mode) in ms:
             print(f"\n{name} / sac, {mode}: {ms[(name, mode)] / ms[('sac', mode)]:.1f}x the time per iteration", end="")
+    for name, mode in ms:  # issue 38: the older iteration against today's, in the same mode and run
+        base = name.split(",")[0]
+        if name in OLDER and (base, mode) in ms:
+            print(
+                f"\n{base}, {mode}: {ms[(name, mode)] / ms[(base, mode)]:.2f}x faster than the older iteration", end=""
+            )
     print()
 
 

@@ -32,16 +32,21 @@ def scalars(run_dir: str) -> dict[str, list[int]]:
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_resume_without_buffer_refills_before_updating(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("update_before_step", [True, False], ids=["update-before-step", "update-after-step"])
+def test_resume_without_buffer_refills_before_updating(tmp_path, monkeypatch, capsys, update_before_step):
+    """After step 100 the buffer is empty; 60 transitions are 30 vector steps of 2 envs. Updating after the env step,
+    the first update is at step 160, with the buffer full again; before it, at step 162 (the buffer at step 160 holds
+    58 before that step's transitions), first logged at 180."""
     monkeypatch.chdir(tmp_path)
-    args = Args(**{**TINY, "eval_interval": 0}, total_timesteps=160, checkpoint_interval=100)
+    tiny = {**TINY, "eval_interval": 0, "update_before_step": update_before_step}
+    args = Args(**tiny, total_timesteps=160, checkpoint_interval=100)
     out = train(args)
     resumed = train(dataclasses.replace(args, total_timesteps=240, resume=out["checkpoint"]))
     assert resumed["global_step"] == 240
     assert "updates wait until it holds 60 new transitions" in capsys.readouterr().out
     steps = scalars(out["run_dir"])["losses/qf_loss"]
-    assert not [s for s in steps if 100 < s < 160], "no updates before the empty buffer holds learning_starts again"
-    assert 160 in steps, "updates resume once it does (60 transitions = 30 steps of 2 envs after step 100)"
+    first = min(s for s in steps if s > 100)
+    assert first == (180 if update_before_step else 160), "updates resume once the buffer holds learning_starts"
     assert max(steps) == 240
 
 

@@ -135,3 +135,33 @@ def test_operators_per_training_iteration_count_the_iteration_and_nothing_else(t
     sac_4, by_name = speed.launches_per_iteration(speed.sac, {}, "Pendulum-v1", iterations=4)
     assert sac_4 == sac_ops and "_foreach_addcdiv_" in by_name and "addcdiv_" not in by_name
     assert speed.sdac.evaluate.__module__ == speed.sdac.__name__ and not hasattr(speed.sdac.make_policy, "__wrapped__")
+
+
+def test_the_older_sampler_draws_the_same_actions_as_todays():
+    """Issue 38's side by side: speed.py's copy of the sampler before the redesign gives, on a CPU and with the same
+    seed, the same actions bit for bit as today's (the redesign moved work out of the chain and changed no number);
+    in its place in a run, SDAC's iteration without one chain costs more operators than with it."""
+    torch.manual_seed(0)
+    actor = speed.sdac.NoiseNetwork(6, 3)
+    sched = speed.sdac.make_schedule("linear", 20)
+    obs = torch.randn(40, 6)
+    torch.manual_seed(1)
+    today = speed.sdac.reverse_diffusion(actor, obs, sched, 3, 0.5)
+    torch.manual_seed(1)
+    older = speed.older_reverse_diffusion(actor, obs, sched, 3, 0.5)
+    assert torch.equal(today, older)
+    with speed.iteration_of("sdac official, older iteration"):
+        assert speed.sdac.reverse_diffusion is speed.older_reverse_diffusion
+    assert speed.sdac.reverse_diffusion is not speed.older_reverse_diffusion
+
+
+def test_the_older_iteration_costs_more_operators(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = dict(num_candidates=2, num_reverse_samples=4, diffusion_steps=4)
+    new, _ = speed.launches_per_iteration(speed.sdac, tiny, "Pendulum-v1", iterations=2)
+    with speed.iteration_of("sdac official, older iteration"):
+        old, _ = speed.launches_per_iteration(
+            speed.sdac, dict(tiny, one_chain=False, update_before_step=False), "Pendulum-v1", iterations=2
+        )
+    # per iteration half a chain more (a0's, every 2nd update) and about 14 more operators per reverse step
+    assert old - new > 2.5 * 4 * 12, (old, new)
