@@ -5,8 +5,11 @@
 - the host's cost of issuing one small op (eager launch cost), and the GPU's cost of one node of a captured CUDA graph;
 - the matmuls of SDAC's reverse chain, [rows, 256] x [256, 256] + bias, in fp32, TF32 and bf16, at the rows of acting
   (5 states x 32 candidates), of a' or a0 (256 x 32) and of the RSSM loss (256 x 64);
-- SDAC's whole sampler (best of 32, 20 reverse steps) at 5 and 256 states: eager, and captured once in a plain CUDA
-  graph (no compile) and replayed;
+- SDAC's whole sampler (best of 32, 20 reverse steps) at 5, 256 and 512 states (acting, a', one chain for a' and a0):
+  eager, and captured once in a plain CUDA graph (no compile) and replayed;
+- SDAC's whole update (official settings, batch 256), with and without its policy step: eager, and each captured as
+  one plain CUDA graph (capturable Adam, its backward and optimiser steps inside) and replayed (issue 38's "one graph
+  per update");
 - whether random numbers change between replays, of a torch.cuda.graph and of torch.compile's "reduce-overhead".
 Each part is independent: one that fails prints its error and the others still run. Without CUDA the GPU parts say
 so and the rest runs on the CPU.
@@ -157,7 +160,7 @@ def sampler():
     actor, qf = sdac.NoiseNetwork(27, 8).to(DEVICE), sdac.TwinQNetwork(27, 8).to(DEVICE)  # Ant-v4's dimensions
     policy = sdac.make_policy(sdac.make_schedule("linear", 20, device=DEVICE), args)
     noise = torch.tensor(0.5, device=DEVICE)
-    for states in (5, 256):
+    for states in (5, 256, 512):
         obs = torch.randn(states, 27, device=DEVICE)
         eager = ms_per_call(lambda: policy(actor, qf, obs, noise), reps=20 if CUDA else 2, warm=2)
         line = f"  {states} states: eager {eager:.2f} ms"
@@ -169,6 +172,43 @@ def sampler():
             replay()
             line += f" (replays differ: {not torch.equal(first, out['a'])})"
         print(line)
+
+
+def whole_update():
+    """SDAC's whole update at the official settings (B 256, N 32, K 64, T 20): ms, eager and as one CUDA graph"""
+    import sdac_continuous_action as sdac
+
+    args = sdac.Args(num_candidates=32, num_reverse_samples=64, diffusion_steps=20)
+    torch.manual_seed(0)
+    actor, qf = sdac.NoiseNetwork(27, 8).to(DEVICE), sdac.TwinQNetwork(27, 8).to(DEVICE)  # Ant-v4's dimensions
+    actor_ema, qf_target = sdac.NoiseNetwork(27, 8).to(DEVICE), sdac.TwinQNetwork(27, 8).to(DEVICE)
+    log_lam = torch.tensor(1.6, device=DEVICE, requires_grad=True)
+
+    def adam(params, lr):  # as --cudagraphs makes them: the lr a tensor, capturable on CUDA
+        return torch.optim.Adam(params, lr=torch.tensor(lr, device=DEVICE), capturable=CUDA)
+
+    sched = sdac.make_schedule("linear", 20, device=DEVICE)
+    optimizers = adam(qf.parameters(), 3e-4), adam(actor.parameters(), 3e-4), torch.optim.Adam([log_lam], lr=7e-3)
+    update, _ = sdac.make_update(
+        sdac.make_policy(sched, args), actor, actor_ema, qf, qf_target, log_lam, *optimizers, sched, args
+    )
+    B = 256
+    data = sdac.Batch(
+        torch.randn(B, 27, device=DEVICE),
+        torch.rand(B, 8, device=DEVICE) * 2 - 1,
+        torch.randn(B, device=DEVICE),
+        torch.randn(B, 27, device=DEVICE),
+        torch.zeros(B, device=DEVICE),
+    )
+    lam = log_lam.detach().exp()
+    for u, what in ((0, "critic, policy (one chain), targets"), (1, "critic alone")):
+        eager = ms_per_call(lambda: update(data, lam, u), reps=20 if CUDA else 1, warm=2 if CUDA else 0)
+        line = f"  u = {u} ({what}): eager {eager:.2f} ms"
+        if CUDA:
+            line += f" | one CUDA graph {ms_per_call(captured(lambda: update(data, lam, u)), reps=20):.2f} ms"
+        print(line, flush=True)
+    if CUDA:
+        print(f"  peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB")
 
 
 def graph_random_numbers():
@@ -192,7 +232,8 @@ def graph_random_numbers():
 
 
 def main() -> None:
-    for part in (machine, device, launch_cost, graph_node_cost, chain_matmuls, sampler, graph_random_numbers):
+    parts = machine, device, launch_cost, graph_node_cost, chain_matmuls, sampler, whole_update, graph_random_numbers
+    for part in parts:
         start = time.time()
         print(f"## {part.__doc__}", flush=True)
         try:

@@ -352,3 +352,24 @@ def test_sdac_one_chain_draws_a_prime_and_a0_as_two_chains_would(u):
     for k in stats1:
         assert torch.allclose(stats1[k], stats2[k], rtol=1e-6, atol=1e-7), k
     assert torch.allclose(params1, params2, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("module", [sdac, dpmd, sac], ids=["sdac", "dpmd", "sac"])
+def test_both_critics_step(module):
+    """The critics' loss is Q1's plus Q2's: one update moves the weights of both members of the twin critics. Catches
+    one critic's loss left out of the sum (that critic would never train)."""
+    torch.manual_seed(0)
+    if module is sac:
+        actor, qf = sac.Actor(OBS, ACT), sac.TwinQNetwork(OBS, ACT)
+        log_alpha = torch.tensor(0.0, requires_grad=True)
+        opts = [torch.optim.Adam(p) for p in (qf.parameters(), actor.parameters(), [log_alpha])]
+        update = sac.make_update(actor, qf, copy.deepcopy(qf), log_alpha, *opts, -float(ACT), sac.Args(cuda=False))
+        step = lambda: update(batch(sac), 0)  # noqa: E731
+    else:
+        L = diffusion_learner(module)
+        qf, step = L["qf"], lambda: L["update"](batch(module), torch.tensor(1.0), 1)
+    before = [p.detach().clone() for p in qf.parameters()]
+    step()
+    for p0, p in zip(before, qf.parameters()):
+        moved = (p.detach() - p0).flatten(1).abs().amax(1)  # per member: [Q1, Q2]
+        assert moved.shape == (2,) and (moved > 0).all(), moved
