@@ -395,7 +395,8 @@ def make_update(
         stats = dict(actor_loss=loss.detach(), rssm_ess=effective_sample_size(w), rssm_weight_std=w.std(correction=0))
         return loss, dict(stats, rssm_q_mean=q_rev.mean(), rssm_q_std=q_rev.std())
 
-    # --compile / --cudagraphs: the losses (forward and backward) and the optimiser steps, each without graph breaks
+    # --compile / --cudagraphs: the sampler, the losses (forward and backward) and the optimiser steps, each without
+    # graph breaks
     q_step, actor_step = q_optimizer.step, actor_optimizer.step
     if args.compile or args.cudagraphs:
         mode = "reduce-overhead" if args.cudagraphs else None
