@@ -446,13 +446,12 @@ def make_update(
         with torch.no_grad():
             next_a = policy(actor, data.next_obs, args.exploration_noise * alpha)
             next_mean, next_std = qf_target(data.next_obs, next_a)  # [2, B] each
+            next_q = next_mean.min(0).values
             next_sample = q_sample(next_mean, next_std, args.q_sample_clip)
-            first = next_mean[0] < next_mean[1]
+            next_q_sample = torch.where(next_mean[0] < next_mean[1], next_sample[0], next_sample[1])
             not_done = 1 - data.terminations
-            y = args.reward_scale * data.rewards + not_done * args.gamma * next_mean.min(0).values
-            y_sample = args.reward_scale * data.rewards + not_done * args.gamma * torch.where(
-                first, next_sample[0], next_sample[1]
-            )
+            y = args.reward_scale * data.rewards + not_done * args.gamma * next_q
+            y_sample = args.reward_scale * data.rewards + not_done * args.gamma * next_q_sample
         q_mean, q_std = qf(data.obs, data.actions)
         new_sigma_bar = running_std(sigma_bar, q_std, args.tau)  # this batch's std enters the loss's sigma_bar
         losses = dsac_t_loss(q_mean, q_std, y, y_sample, new_sigma_bar, args.q_target_bound, args.q_loss_epsilon)

@@ -1,12 +1,14 @@
 """Plants one plausible bug at a time in a scratch copy of the repository and runs the tests: does the suite catch it?
 Two lists: TARGETED (each bug with the tests written for it) and ALGORITHM (bugs in each algorithm's update and
 sampler, run against the suite's fast files, in order, stopping at the first failure). Left out as equivalent: noise
-added at the sampler's last step too (its variance there is 0, so only the random stream changes). Prints one line per bug:
+added at the sampler's last step too (its variance there is 0, so only the random stream changes); DACER's mixture
+weights nk / M for nk / sum(nk) (they differ by 10 machine epsilons). Prints one line per bug:
 which test caught it, or NOT CAUGHT. A mutation that cannot be applied (the code moved) says so. Minutes per bug.
 
     python benchmarks/plant_bugs.py                      # both lists
     python benchmarks/plant_bugs.py targeted             # one
     SKIP=3 python benchmarks/plant_bugs.py algorithm     # from the fourth bug on
+    ONLY=DACER python benchmarks/plant_bugs.py           # the bugs whose label holds DACER
 """
 
 import os
@@ -17,7 +19,8 @@ import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S, D, A = "sdac_continuous_action.py", "dpmd_continuous_action.py", "sac_continuous_action.py"
-T = "tests/test_update_math.py"
+C = "dacer_continuous_action.py"
+T, TC = "tests/test_update_math.py", ["tests/test_dacer.py"]
 
 TARGETED = [
     (
@@ -465,6 +468,115 @@ TARGETED = [
         "        if stop and iteration < num_iterations:",
         ["tests/test_safe_stop.py"],
     ),
+    # DACER (tests/test_dacer.py)
+    (
+        "DACER chain: no gradient through it",
+        C,
+        "a0 = reverse_diffusion(actor, obs, sched, actor.act_dim, x_T_scale)",
+        "a0 = reverse_diffusion(actor, obs, sched, actor.act_dim, x_T_scale).detach()",
+        TC,
+    ),
+    (
+        "DACER action: not clipped after the noise",
+        C,
+        "return (a0 + noise_std * torch.randn_like(a0)).clamp(-1, 1)",
+        "return a0 + noise_std * torch.randn_like(a0)",
+        TC,
+    ),
+    (
+        "DACER target: the larger mean",
+        C,
+        "next_q = next_mean.min(0).values",
+        "next_q = next_mean.max(0).values",
+        TC,
+    ),
+    (
+        "DACER target: the other critic's sample",
+        C,
+        "torch.where(next_mean[0] < next_mean[1], next_sample[0], next_sample[1])",
+        "torch.where(next_mean[0] < next_mean[1], next_sample[1], next_sample[0])",
+        TC,
+    ),
+    ("DACER target: (1 - done) dropped", C, "not_done = 1 - data.terminations", "not_done = 1", TC),
+    (
+        "DACER target: online critics",
+        C,
+        "next_mean, next_std = qf_target(data.next_obs, next_a)",
+        "next_mean, next_std = qf(data.next_obs, next_a)",
+        TC,
+    ),
+    (
+        "DACER target sample: z not clipped",
+        C,
+        "return mean + std * torch.randn_like(mean).clamp(-clip, clip)",
+        "return mean + std * torch.randn_like(mean)",
+        TC,
+    ),
+    (
+        "DACER loss: the sampled target not bounded",
+        C,
+        "y_b = (q_mean + (target_sample - q_mean).clamp(-bound * sb, bound * sb)).detach()",
+        "y_b = target_sample.detach()",
+        TC,
+    ),
+    (
+        "DACER loss: the std term differentiates the mean",
+        C,
+        "((q_mean.detach() - y_b) ** 2 - std_sg**2)",
+        "((q_mean - y_b) ** 2 - std_sg**2)",
+        TC,
+    ),
+    (
+        "DACER loss: scale without sigma_bar",
+        C,
+        "return -(sigma_bar**2 + eps) * (mean_term + std_term).mean(1)",
+        "return -(1 + eps) * (mean_term + std_term).mean(1)",
+        TC,
+    ),
+    (
+        "DACER sigma_bar: no sentinel",
+        C,
+        "return torch.where(sigma_bar == -1.0, new, tau * new + (1 - tau) * sigma_bar)",
+        "return tau * new + (1 - tau) * sigma_bar",
+        TC,
+    ),
+    ("DACER policy loss: + min Q", C, "loss = -q_mean.min(0).values.mean()", "loss = q_mean.min(0).values.mean()", TC),
+    ("DACER critics: the policy's gradients kept", C, "        q_optimizer.zero_grad()\n", "", TC),
+    (
+        "DACER alpha: loss sign flipped",
+        C,
+        "alpha_loss = -log_alpha * (target_entropy - entropy)",
+        "alpha_loss = log_alpha * (target_entropy - entropy)",
+        TC,
+    ),
+    (
+        "DACER entropy: the weights' entropy dropped",
+        C,
+        "return -(weights * weights.log()).sum(-1) + (weights * gaussians).sum(-1)",
+        "return (weights * gaussians).sum(-1)",
+        TC,
+    ),
+    (
+        "DACER mixture: no 1e-6 on the covariances",
+        C,
+        "return nk, means, cov + reg * torch.eye(d, dtype=x.dtype, device=x.device)",
+        "return nk, means, cov",
+        TC,
+    ),
+    (
+        "DACER mixture: all states stop together",
+        C,
+        "done = done | ((new_bound - bound).abs() < tol)",
+        "done = done | ((new_bound - bound).abs() < tol).all()",
+        TC,
+    ),
+    (
+        "DACER: the policy at every update",
+        C,
+        "        update_policy = u % args.policy_frequency == 0\n        if update_policy and args.anneal_lr:  # the policy lr is counted in policy updates\n            lr_args = args.policy_lr, args.policy_lr_end, args.policy_lr_decay_begin, args.policy_lr_decay_steps\n            set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, *lr_args))\n        stats = {}",
+        "        update_policy = True\n        stats = {}",
+        TC,
+    ),
 ]
 
 ALGORITHM = [
@@ -662,6 +774,7 @@ ORDER = [
         "sdac_math",
         "sdac_authors_code",
         "dpmd",
+        "dacer",
         "sac",
         "plumbing",
         "compiled_paths",
@@ -679,7 +792,7 @@ ORDER = [
 def run(label, fname, old, new, tests):
     """The bug planted in a scratch copy, the tests run there: which test caught it, or NOT CAUGHT."""
     work = tempfile.mkdtemp(prefix="plant_bugs_")
-    for f in (S, D, A, "pytest.ini", "rssm_toy_gmm.py", "benchmark.sh"):
+    for f in (S, D, A, C, "pytest.ini", "rssm_toy_gmm.py", "benchmark.sh"):
         shutil.copy(os.path.join(REPO, f), work)
     shutil.copytree(os.path.join(REPO, "tests"), os.path.join(work, "tests"))
     shutil.copytree(os.path.join(REPO, "benchmarks"), os.path.join(work, "benchmarks"))
@@ -713,4 +826,6 @@ if __name__ == "__main__":
     groups = {"targeted": TARGETED, "algorithm": ALGORITHM}
     for g in sys.argv[1:] or list(groups):
         for label, fname, old, new, tests in groups[g][int(os.environ.get("SKIP", "0")) :]:
+            if os.environ.get("ONLY", "") not in label:
+                continue
             print(f"{g} | {label} | {run(label, fname, old, new, tests)}", flush=True)

@@ -32,7 +32,7 @@ Q_LAST_SCALE = 6.0  # scale of the critics' output layer: a spread of means and 
 out = {}
 
 
-def mish(x):  # scripts/train_mujoco.py:121-122
+def mish(x):  # scripts/train_mujoco.py:128-129
     return x * jnp.tanh(jax.nn.softplus(x))
 
 

@@ -114,8 +114,19 @@ q_optimizer = D.make_optimizer(qf.parameters(), args.q_lr, args, device)
 actor_optimizer = D.make_optimizer(actor.parameters(), args.policy_lr, args, device)
 alpha_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr)
 sched = D.make_schedule(args.beta_schedule, args.diffusion_steps, args.linear_beta_scale, device, dtype=DT)
-update = D.make_update(D.make_policy(sched, args), actor, qf, qf_target, log_alpha, sigma_bar, q_optimizer,
-                       actor_optimizer, alpha_optimizer, sched, args)  # fmt: skip
+update = D.make_update(
+    D.make_policy(sched, args),
+    actor,
+    qf,
+    qf_target,
+    log_alpha,
+    sigma_bar,
+    q_optimizer,
+    actor_optimizer,
+    alpha_optimizer,
+    sched,
+    args,
+)
 data = D.Batch(tt(J["obs"]), tt(J["act"]), tt(J["d_reward"]), tt(J["d_next_obs"]), tt(J["d_done"].astype(np.float64)))
 
 # the configuration: schedule (scale 0.3), target entropy, alpha's start, gamma, tau, intervals, reward scale, samples
@@ -123,12 +134,20 @@ cmp("0 betas (linear, scale 0.3)", sched.betas, J["cfg_betas"])
 cmp("0 abar", sched.abar, J["cfg_abar"])
 cmp("0 target entropy -0.9 d", -args.target_entropy_scale * ACT, J["cfg_target_entropy"])
 cmp("0 log alpha at the start", math.log(args.alpha_init), J["cfg_log_alpha_init"])
-ours_cfg = [args.gamma, args.tau, args.alpha_update_interval, args.policy_frequency, args.reward_scale,
-            args.entropy_samples]  # fmt: skip
+ours_cfg = [
+    args.gamma,
+    args.tau,
+    args.alpha_update_interval,
+    args.policy_frequency,
+    args.reward_scale,
+    args.entropy_samples,
+]
 cmp("0 gamma, tau, alpha interval, policy delay, reward scale, samples", np.array(ours_cfg), J["cfg"])
 assert args.target_network_frequency == args.policy_frequency  # their targets step with the policy (dacer.py:178-179)
-ours_lr = [D.policy_lr_at(int(c), args.policy_lr, args.policy_lr_end, args.policy_lr_decay_begin,
-                          args.policy_lr_decay_steps) for c in J["lr_counts"]]  # fmt: skip
+ours_lr = [
+    D.policy_lr_at(int(c), args.policy_lr, args.policy_lr_end, args.policy_lr_decay_begin, args.policy_lr_decay_steps)
+    for c in J["lr_counts"]
+]
 cmp("0 policy lr schedule at 12 counts", np.array(ours_lr), J["lr_values"])
 
 # observe our update from outside: the critics' calls, the DSAC-T loss, the mixture fit
@@ -214,8 +233,12 @@ for u in range(3):  # the body of train()'s gradient-step loop, with u = num_upd
         x = seen["ent_actions"]
         cmp(f"u={u} entropy: the {M} actions per state", x, J[p + "ent_actions"])
         w, cov = seen["fit"]
-        cmp(f"u={u} entropy: mixture bound (from their k-means)", stats["entropy"], J[p + "ent_entropy"],
-            "their callback returns float32")  # fmt: skip
+        cmp(
+            f"u={u} entropy: mixture bound (from their k-means)",
+            stats["entropy"],
+            J[p + "ent_entropy"],
+            "their callback returns float32",
+        )
         ours_labels = seen["kmeans_ours"]
         w2, cov2 = _fit(x, ours_labels, args.entropy_components)
         agree = D.mixture_entropy_bound(w2, cov2).mean()
@@ -233,5 +256,8 @@ D.TwinQNetwork.forward, D.dsac_t_loss, D.kmeans_labels, D.fit_gaussian_mixture =
 print(f"\n{'piece':62s} {'max|diff|':>11s} {'rel':>10s}  note   [{'float64' if X64 else 'float32'}]")
 for name, d, rel, note in rows:
     print(f"{name:62s} {d:11.3e} {rel:10.3e}  {note}")
-print("largest relative difference:", f"{max(r[2] for r in rows if 'our k-means' not in r[0]):.3e}",
-      "(all but the row from our own k-means start)")  # fmt: skip
+print(
+    "largest relative difference:",
+    f"{max(r[2] for r in rows if 'our k-means' not in r[0]):.3e}",
+    "(all but the row from our own k-means start)",
+)
