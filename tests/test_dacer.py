@@ -17,7 +17,7 @@ OBS, ACT, B = 5, 2, 16
 
 def test_defaults_are_the_authors():
     """scripts/train_mujoco.py:41-49 and 127-132 (5 envs, T 20, 30k warm-up, lr 3e-4 -> 3e-5); algorithm/dacer.py:35-43
-    and 55-58 (gamma 0.99, alpha lr 3e-2, tau 0.005, alpha every 10,000, delay 2, reward scale 0.2, 200 samples, the
+    and 53-59 (gamma 0.99, alpha lr 3e-2, tau 0.005, alpha every 10,000, delay 2, reward scale 0.2, 200 samples, the
     schedule from 25k policy updates over 50k); network/dacer.py:42 (noise 0.15 alpha), 57 (z clipped at 3), 82
     (log alpha = log 3), 89 (target entropy -0.9 d); utils/diffusion.py:83 (schedule scale 0.3), 109 (x_T 0.5)."""
     a = dacer.Args()
@@ -130,7 +130,7 @@ def test_the_targets_sample_clips_z_at_3():
 
 
 def dsac_t_reference(q_mean, q_std, y, y_sample, sigma_bar, eps=0.1):
-    """algorithm/dacer.py:108-116, transcribed in numpy for one critic."""
+    """algorithm/dacer.py:104-114, transcribed in numpy for one critic."""
     b = q_mean + np.clip(y_sample - q_mean, -3 * sigma_bar, 3 * sigma_bar)
     sd = np.maximum(q_std, 0)
     inner = q_mean * (y - q_mean) / (sd**2 + eps) + q_std * ((q_mean - b) ** 2 - sd**2) / (sd**3 + eps)
@@ -161,7 +161,7 @@ def test_dsac_t_loss_its_value_and_its_gradients():
 
 
 def test_sigma_bar_starts_at_the_first_batch_then_moves_at_rate_tau():
-    """algorithm/dacer.py:103-107: mean_q_std = -1 at first (a sentinel), then tau * new + (1 - tau) * old."""
+    """algorithm/dacer.py:104-107: mean_q_std = -1 at first (a sentinel), then tau * new + (1 - tau) * old."""
     std = torch.tensor([[1.0, 3.0], [2.0, 2.0]])
     first = dacer.running_std(torch.tensor([-1.0, -1.0]), std, 0.005)
     assert torch.equal(first, torch.tensor([2.0, 2.0]))
@@ -212,7 +212,7 @@ def test_each_state_stops_on_its_own():
 
 
 def test_entropy_bound_is_the_authors_formula():
-    """algorithm/dacer.py:226-233: -sum w log w + sum_k w_k (d/2 (1 + log 2 pi) + 1/2 log det Sigma_k)."""
+    """algorithm/dacer.py:226-232: -sum w log w + sum_k w_k (d/2 (1 + log 2 pi) + 1/2 log det Sigma_k)."""
     _, weights, cov = three_gaussians()
     d = cov.shape[-1]
     by_hand = -(weights * weights.log()).sum()
@@ -290,7 +290,7 @@ def flat(m):
 
 def test_the_critics_step_on_their_own_loss_only():
     """The policy's backward also reaches the critics' parameters; the critics' Adam step must see only the DSAC-T
-    gradients (algorithm/dacer.py:92-132: each loss differentiated in its own params)."""
+    gradients (algorithm/dacer.py:101-142: each loss differentiated in its own params)."""
     L, L2 = make(), make()  # the same initial weights
     args, alpha = L["args"], torch.tensor(L["args"].alpha_init)
     torch.manual_seed(5)
@@ -318,7 +318,7 @@ def test_the_critics_step_on_their_own_loss_only():
 
 
 def test_the_policys_loss_is_minus_min_q_of_its_action():
-    """algorithm/dacer.py:126-132: -mean(min(Q1, Q2)(s, a)), a the policy's noisy clipped action at s, with the
+    """algorithm/dacer.py:136-142: -mean(min(Q1, Q2)(s, a)), a the policy's noisy clipped action at s, with the
     critics before their step: the update's policy gradient equals that loss's, by hand, on the same draws."""
     L, L2 = make(), make()
     args, alpha = L["args"], torch.tensor(L["args"].alpha_init)
@@ -333,8 +333,8 @@ def test_the_policys_loss_is_minus_min_q_of_its_action():
 
 
 def test_what_steps_at_which_update():
-    """The policy and the target critics at every 2nd update from 0 (algorithm/dacer.py:149-155, 165-171), alpha at
-    every alpha_update_interval-th (dacer.py:120-124, 157-163), the critics at every update."""
+    """The policy and the target critics at every 2nd update from 0 (algorithm/dacer.py:157-163, 173-179), alpha at
+    every alpha_update_interval-th (dacer.py:129-134, 165-171), the critics at every update."""
     L = make()
     alpha = torch.tensor(3.0)
     for u in range(6):
@@ -348,7 +348,7 @@ def test_what_steps_at_which_update():
 
 
 def test_alpha_falls_when_the_entropy_is_above_its_target():
-    """algorithm/dacer.py:137-141: loss = -log alpha (target - H): Adam's first step moves log alpha by its lr, down
+    """algorithm/dacer.py:147-149, 184: loss = -log alpha (target - H): Adam's first step moves log alpha by its lr, down
     when H > target (-0.9 d), up when below."""
     for target_scale, sign in ((50.0, -1), (-50.0, +1)):  # targets -100 (the estimate is above) and +100 (below)
         args = dacer.Args(diffusion_steps=3, entropy_samples=6, alpha_update_interval=4)
