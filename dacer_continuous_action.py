@@ -256,9 +256,10 @@ class TwinQNetwork(nn.Module):
 # The policy: reverse diffusion (DDPM form) with its gradient, then Gaussian exploration noise scaled by alpha
 
 
+# SDAC's chain, but for one line: no torch.no_grad, so that the policy's loss backpropagates through all T steps
+# (acting and evaluation call it under torch.no_grad)
 def reverse_diffusion(actor: NoiseNetwork, obs: torch.Tensor, sched: Schedule, act_dim: int, x_T_scale: float):
-    """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1].
-    Differentiable: the policy's loss backpropagates through all T steps (acting calls it under torch.no_grad)."""
+    """a_0 ~ pi(.|s): x_T ~ N(0, x_T_scale^2 I); x_{t-1} ~ q(x_{t-1} | x_t, x0_hat) with x0_hat clipped to [-1, 1]."""
     B, T = obs.shape[0], len(sched.steps)
     emb = actor.time_emb(torch.arange(T, device=obs.device))  # emb(t) of every step, once per chain
     x = torch.randn(B, act_dim, device=obs.device) * x_T_scale
@@ -457,7 +458,8 @@ def make_update(
         losses = dsac_t_loss(q_mean, q_std, y, y_sample, new_sigma_bar, args.q_target_bound, args.q_loss_epsilon)
         q1, q2 = q_mean.detach().mean(1)
         stats = dict(qf1_values=q1, qf2_values=q2, qf1_loss=losses[0].detach(), qf2_loss=losses[1].detach())
-        stats |= dict(qf1_std=q_std[0].detach().mean(), qf2_std=q_std[1].detach().mean(), target_q=y.mean())
+        q1_std, q2_std = q_std.detach().mean(1)
+        stats |= dict(qf_loss=losses.detach().mean(), qf1_std=q1_std, qf2_std=q2_std, target_q=y.mean())
         return losses.sum(), new_sigma_bar, stats
 
     def actor_loss(data: Batch, alpha: torch.Tensor):
@@ -708,7 +710,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
 # =====================================================================================================================
 # Plumbing: envs, input checks, the replay buffer, checkpoints, evaluation, logs and the command line; the same line
-# for line in the three RL scripts (tests/test_plumbing.py), so that a diff of two shows only the algorithm.
+# for line in the RL scripts (tests/test_plumbing.py), so that a diff of two shows only the algorithm.
 
 
 def make_vector_env(env_id: str, num_envs: int, render_first: bool = False) -> gym.vector.VectorEnv:

@@ -637,7 +637,7 @@ def train(args: Args, stop: Sequence[str] = ()) -> dict:
 
 # =====================================================================================================================
 # Plumbing: envs, input checks, the replay buffer, checkpoints, evaluation, logs and the command line; the same line
-# for line in the three RL scripts (tests/test_plumbing.py), so that a diff of two shows only the algorithm.
+# for line in the RL scripts (tests/test_plumbing.py), so that a diff of two shows only the algorithm.
 
 
 def make_vector_env(env_id: str, num_envs: int, render_first: bool = False) -> gym.vector.VectorEnv:

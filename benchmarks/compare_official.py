@@ -1,4 +1,4 @@
-"""Our SDAC or DPMD beside the authors' (JAX, github mahaitongdae/diffusion_policy_online_rl, run by
+"""Our SDAC, DPMD or DACER beside the authors' (JAX, github mahaitongdae/diffusion_policy_online_rl, run by
 ../shared/tools/official-sdac.sh): evaluation curves on one step axis, final and best returns, and the weight
 statistics that both log. --variant adds runs of ours with another option (one more row, curve and column group).
 
@@ -7,6 +7,8 @@ statistics that both log. --variant adds runs of ours with another option (one m
     python benchmarks/compare_official.py --alg dpmd --official /tmp/official-sdac/src/logs/Hopper-v4/dpmd_*_cmp_s* \
         --ours sweep_dpmd/runs/Hopper* --variant "ours, --q-normalization standardised" sweep_dpmd_std/runs/Hopper* \
         --out benchmarks/results/dpmd_vs_authors_hopper
+    python benchmarks/compare_official.py --alg dacer --official /tmp/official-sdac/src/logs/Hopper-v4/dacer_*_cmp_s* \
+        --ours sweep_dacer/runs/Hopper* --out benchmarks/results/dacer_vs_authors_hopper
 
 Step axis: env steps with the random warm-up included. Ours count it (--learning-starts is inside
 --total-timesteps); the authors' log.csv counts the steps after their --start_step warm-up, so theirs are shifted by
@@ -45,6 +47,16 @@ WEIGHT_TAGS = {
         ("update/running_q_std", "losses/dpmd_q_running_std"),
         ("update/alpha", "losses/lambda"),
         ("update/q1_mean", "losses/qf1_values"),
+    ],
+    # their mean_q1_std is our sigma_bar1 (critic 1's running mean std); both log the last entropy estimate
+    "dacer": [
+        ("update/alpha", "losses/alpha"),
+        ("update/entropy", "losses/entropy"),
+        ("update/mean_q1_std", "losses/sigma_bar1"),
+        ("update/q1_mean", "losses/qf1_values"),
+        ("update/q1_std", "losses/qf1_std"),
+        ("update/q1_loss", "losses/qf1_loss"),
+        ("update/policy_loss", "losses/actor_loss"),
     ],
 }
 
@@ -226,7 +238,8 @@ def main(argv=None) -> int:
     # the weight statistics: theirs average each tag over 1000 updates (5000 env steps); ours are logged every
     # --log-interval, averaged here over the same 5000-step windows
     group_sc = [[our_scalars(d, [mine for _, mine in tags if mine]) for d in dirs] for _, dirs, _ in groups]
-    ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == "update/q_weights_std"})
+    first = next(tag for tag, _ in tags if tag)  # the steps of the table: where theirs logged its first tag
+    ends = sorted({s for r in official for t, s, _ in r["scalars"] if t == first})
     if ends:
         head = []
         for tag, mine in tags:

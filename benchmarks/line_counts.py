@@ -3,7 +3,8 @@ docstring lines, the formatter's per-line escapes, lines over 120 characters, to
 every callable one update runs, from the loop's call down); and train()'s plumbing names and the attributes of
 plumbing objects it reads.
 
-    python benchmarks/line_counts.py sdac_continuous_action.py dpmd_continuous_action.py sac_continuous_action.py
+    python benchmarks/line_counts.py sdac_continuous_action.py dpmd_continuous_action.py sac_continuous_action.py \
+        dacer_continuous_action.py
     git show 9ef71b3:sdac_continuous_action.py > /tmp/before.py && python benchmarks/line_counts.py /tmp/before.py
 """
 

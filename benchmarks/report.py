@@ -39,9 +39,11 @@ ALGORITHM_NAMES = {
     "sdac": "SDAC",
     "sac": "SAC",
     "dpmd": "DPMD",
+    "dacer": "DACER",
     "sdac_continuous_action": "SDAC",
     "sac_continuous_action": "SAC",
     "dpmd_continuous_action": "DPMD",
+    "dacer_continuous_action": "DACER",
 }
 
 

@@ -1,4 +1,4 @@
-"""Speed of SDAC, DPMD and SAC on this machine: per algorithm and settings, eager vs --compile vs --cudagraphs (where CUDA
+"""Speed of SDAC, DPMD, DACER and SAC on this machine: per algorithm and settings, eager vs --compile vs --cudagraphs (where CUDA
 exists), with or without TF32. Per mode, one Markdown row, printed as soon as it is measured:
 - ms per training iteration (act on the envs, step them, the updates), over `--iterations` iterations after the first
   10, which absorb compilation and graph capture;
@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import dacer_continuous_action as dacer  # noqa: E402
 import dpmd_continuous_action as dpmd  # noqa: E402
 import sac_continuous_action as sac  # noqa: E402
 import sdac_continuous_action as sdac  # noqa: E402
@@ -57,6 +59,9 @@ SETTINGS = {
     # DPMD (no reverse samples): the authors' N = 32, T = 20, and the side-by-side study's N = 4, T = 10
     "dpmd official": (dpmd, dict(num_candidates=32, diffusion_steps=20)),
     "dpmd study": (dpmd, dict(num_candidates=4, diffusion_steps=10)),
+    # DACER (no candidates, no reverse samples): the authors' T = 20, and T = 10 as the side-by-side studies' SDAC
+    "dacer official": (dacer, dict(diffusion_steps=20)),
+    "dacer study": (dacer, dict(diffusion_steps=10)),
     # SAC has one setting: the paper's baseline protocol
     "sac": (sac, dict()),
 }
@@ -332,7 +337,7 @@ def measure_official(tool: str, alg: str, setting: dict, env_id: str, iterations
         "--env",
         env_id,
         "--num_particles",
-        str(setting["num_candidates"]),
+        str(setting.get("num_candidates", 32)),  # (not read by DACER)
         "--diffusion_steps",
         str(setting["diffusion_steps"]),
         "--num_vec_envs",
@@ -430,7 +435,7 @@ def main(argv=None) -> None:
                 if (
                     cli.official
                     and name not in OLDER
-                    and (module is dpmd or (module is sdac and setting["num_reverse_samples"] == 64))
+                    and (module in (dpmd, dacer) or (module is sdac and setting["num_reverse_samples"] == 64))
                 ):
                     try:
                         row(
@@ -450,13 +455,18 @@ def main(argv=None) -> None:
     for name, mode in ms:  # how much an SDAC or DPMD iteration costs against a SAC one, in the same mode and run
         if not name.startswith("sac") and ("sac", mode) in ms:
             print(f"\n{name} / sac, {mode}: {ms[(name, mode)] / ms[('sac', mode)]:.1f}x the time per iteration", end="")
+    for name, mode in ms:  # the cost claim: DACER's iteration against SDAC's at the same settings, mode and run
+        sdac_name = name.replace("dacer", "sdac")
+        if name.startswith("dacer") and (sdac_name, mode) in ms:
+            print(f"\n{name} / {sdac_name}, {mode}: {ms[(name, mode)] / ms[(sdac_name, mode)]:.2f}x the time", end="")
     for name, mode in ms:  # issue 38: the older iteration against today's, in the same mode and run
         base = name.split(",")[0]
         if name in OLDER and (base, mode) in ms:
             print(
                 f"\n{base}, {mode}: {ms[(name, mode)] / ms[(base, mode)]:.2f}x faster than the older iteration", end=""
             )
-    print()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    print(f"\npeak resident memory of this process (all it ran, Python and the envs included): {rss:.0f} MB")
 
 
 if __name__ == "__main__":

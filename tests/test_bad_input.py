@@ -1,4 +1,4 @@
-"""What both RL scripts do with bad input and failing runs, each through its own copy of the code: one-line errors
+"""What the RL scripts do with bad input and failing runs, each through its own copy of the code: one-line errors
 (also from the command line), nothing written before the input is checked, and a diverging run that stops and keeps
 its last good checkpoint."""
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
@@ -45,6 +46,13 @@ SCRIPTS = pytest.mark.parametrize(
             "DPMD",
             dict(COMMON, num_candidates=2, diffusion_steps=4, lambda_update_interval=10),
             id="dpmd",
+        ),
+        pytest.param(
+            dacer,
+            SystemExit,
+            "DACER",
+            dict(COMMON, diffusion_steps=4, entropy_samples=8, alpha_update_interval=10),
+            id="dacer",
         ),
     ],
 )

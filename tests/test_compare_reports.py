@@ -104,6 +104,23 @@ def test_compare_official_dpmd_with_a_variant(tmp_path):
     assert cells[head.strip("|").split("|").index(" update/running_q_mean (authors) ")].strip() == "12"
 
 
+def test_compare_official_dacer_takes_its_steps_from_its_own_tags(tmp_path):
+    """DACER's authors log no weight std: the statistics' rows are the steps of their first tag in its list (alpha)."""
+    off = tmp_path / "off1"
+    official_run(off, 1, [10, 30, 20])
+    with open(off / "update_scalars.csv", "a") as f:
+        f.write("update/entropy,10000,-1.5\n")
+    ours = our_run(tmp_path / "a", 1, [1, 2, 15, 35, 25], "dacer", "losses/alpha")
+    out = tmp_path / "out"
+    assert compare_official.main(["--alg", "dacer", "--official", str(off), "--ours", ours, "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert report.startswith("# DACER: ours beside the authors' code (Hopper-v4)")
+    head = next(line for line in report.splitlines() if line.startswith("| env step | update/alpha (authors)"))
+    assert "losses/sigma_bar1 (ours)" in head and "q_weights_std" not in head
+    row = [line for line in report.splitlines() if line.startswith("| 10000 |")][-1]  # the statistics' row
+    assert row.startswith("| 10000 | 4.5 | 0.002 | -1.5 |  |")
+
+
 def test_against_theirs_range_and_rank_test():
     import numpy as np
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
@@ -75,6 +76,14 @@ def scalars(run_dir: str) -> dict[str, list[int]]:
             ],
             id="dpmd",
         ),
+        pytest.param(
+            dacer,
+            # (32 actions per state: with 8 the 3 components are near-degenerate, the entropy far below its target)
+            dict(COMMON, diffusion_steps=4, entropy_samples=32, alpha_update_interval=10),
+            "alpha",
+            ["charts/policy_lr", "losses/alpha", "losses/entropy", "losses/sigma_bar1", "losses/qf1_std"],
+            id="dacer",
+        ),
     ],
 )
 def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tmp_path, monkeypatch):
@@ -84,7 +93,7 @@ def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tm
     run_dir = out["run_dir"]
     assert out["global_step"] == 300
     assert [step for step, _, _ in out["eval_history"]] == [100, 200, 300]
-    initial = args.alpha_init if script is sac else args.lambda_init
+    initial = args.alpha_init if script in (sac, dacer) else args.lambda_init
     assert out[coefficient] < initial, f"{coefficient} tuning ran and moved it towards its target"
     assert out["seconds_per_iteration"] > 0
     assert os.path.isfile(f"{run_dir}/{args.exp_name}.{script.ALGORITHM.lower()}_model")
@@ -107,7 +116,7 @@ def test_train_checkpoint_crash_and_resume(script, tiny, coefficient, logged, tm
     assert max(keys["eval/episodic_return"]) == 400 and max(keys["losses/qf_loss"]) == 400
 
 
-@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+@pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 def test_checkpoint_holds_the_buffers_transitions_not_its_capacity(script, tmp_path, monkeypatch):
     """--checkpoint-buffer writes what the buffer holds: 100 transitions of a 200k buffer cost ~10 KB, not 22 MB."""
     monkeypatch.chdir(tmp_path)
@@ -120,7 +129,9 @@ def test_checkpoint_holds_the_buffers_transitions_not_its_capacity(script, tmp_p
         checkpoint_buffer=True,
         eval_interval=0,
     )
-    if script is not sac:
+    if script is dacer:
+        tiny.update(diffusion_steps=3, entropy_samples=8)
+    elif script is not sac:
         tiny.update(num_candidates=2, diffusion_steps=3, **({"num_reverse_samples": 4} if script is sdac else {}))
     out = script.train(script.Args(**tiny))
     ckpt = torch.load(out["checkpoint"], weights_only=True)
@@ -151,25 +162,24 @@ def assert_same(restored, saved, what):
         assert float(restored) == float(saved) if isinstance(saved, float) else restored == saved, what
 
 
-@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+@pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 def test_resume_restores_every_object_and_the_random_state(script, tmp_path, monkeypatch):
     """Right after a resume restores them, every object of train's `state` (networks, EMA policy, target critics,
-    lambda or alpha, the optimisers with their moments, step counts and lr, DPMD's running Q statistics, the replay
-    buffer) and the Python, NumPy and torch random states equal what the checkpoint holds. Catches an object left
-    out of the restore, an optimiser's state or lr not restored, the RNG not restored."""
+    lambda or alpha, the optimisers with their moments, step counts and lr, DPMD's running Q statistics, DACER's
+    sigma_bar, the replay buffer) and the Python, NumPy and torch random states equal what the checkpoint holds.
+    Catches an object left out of the restore, an optimiser's state or lr not restored, the RNG not restored."""
     monkeypatch.chdir(tmp_path)
     tiny = dict(
         COMMON, total_timesteps=200, checkpoint_interval=200, checkpoint_buffer=True, eval_interval=0, policy_lr=1e-3
     )
     if script is not sac:
+        tiny.update(diffusion_steps=3, policy_lr_decay_begin=5, policy_lr_decay_steps=10)
+    if script in (sdac, dpmd):
         tiny.update(
-            num_candidates=2,
-            diffusion_steps=3,
-            lambda_update_interval=10,
-            policy_lr_decay_begin=5,
-            policy_lr_decay_steps=10,
-            **({"num_reverse_samples": 4} if script is sdac else {}),
+            num_candidates=2, lambda_update_interval=10, **({"num_reverse_samples": 4} if script is sdac else {})
         )
+    if script is dacer:
+        tiny.update(entropy_samples=8, alpha_update_interval=10)
     out = script.train(script.Args(**tiny))
     ckpt = torch.load(out["checkpoint"], weights_only=True)
     seen = {}

@@ -12,12 +12,13 @@ import warnings
 import pytest
 import torch
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_run.sh)")
-SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 MODES = pytest.mark.parametrize(
     "mode", [{}, {"compile": True}, {"cudagraphs": True}], ids=["eager", "compile", "cudagraphs"]
 )
@@ -27,6 +28,8 @@ def tiny(script, **kw):
     extra = {} if script is sac else dict(num_candidates=4, diffusion_steps=5)
     if script is sdac:
         extra["num_reverse_samples"] = 8
+    if script is dacer:
+        extra = dict(diffusion_steps=5, entropy_samples=16, alpha_update_interval=20)
     return script.Args(
         env_id="Hopper-v4",
         num_envs=2,
@@ -123,6 +126,8 @@ def acting_policy(script, args, device: str):
     actor, qf = script.NoiseNetwork(11, 3).to(device), script.TwinQNetwork(11, 3).to(device)
     sched = script.make_schedule("linear", args.diffusion_steps, device=device)
     policy = script.compile_policy(script.make_policy(sched, args), args)
+    if script is dacer:  # (its policy picks no candidate: no critic)
+        return lambda obs: policy(actor, obs, torch.tensor(0.5, device=device))
     return lambda obs: policy(actor, qf, obs, torch.tensor(0.5, device=device))
 
 

@@ -13,11 +13,12 @@ import pytest
 import torch
 import torch.utils._pytree as pytree
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 
 
 def tiny(script, **kw):
@@ -28,6 +29,9 @@ def tiny(script, **kw):
     )
     if script is sdac:
         extra["num_reverse_samples"] = 4
+    if script is dacer:  # no candidates; alpha's entropy estimate at updates 0 and 10
+        extra.pop("num_candidates")
+        extra.update(entropy_samples=8, alpha_update_interval=10)
     return script.Args(
         env_id="Pendulum-v1",
         num_envs=2,
@@ -92,8 +96,8 @@ def cudagraphs_on_cpu(script, monkeypatch) -> dict:
         return call
 
     def make_update(*a, **k):  # (SAC: the critic step begins an update; its policy steps follow in the same step)
-        updates = real_make_update(*a, **k)
-        return counted("update", updates) if script is sac else (counted("update", updates[0]), updates[1])
+        updates = real_make_update(*a, **k)  # (SAC and DACER: one function; SDAC and DPMD: lambda's step apart)
+        return counted("update", updates) if script in (sac, dacer) else (counted("update", updates[0]), updates[1])
 
     real_make_update = script.make_update
     monkeypatch.setattr(script, "make_update", make_update)
@@ -129,7 +133,7 @@ def test_cudagraph_branches_run_on_a_cpu(script, tmp_path, monkeypatch):
     if script is not sac:  # the policy lr fell as scheduled: 8 policy updates, the decay from the 3rd over 5
         assert seen["optimizers"][1].param_groups[0]["lr"].item() == pytest.approx(3e-5)
 
-    name = {sdac: "sdac_model", sac: "sac_model", dpmd: "dpmd_model"}[script]
+    name = f"{script.ALGORITHM.lower()}_model"
     final = [
         torch.load(f"{out['run_dir']}/{exp}.{name}", weights_only=True)
         for out, exp in [(eager, "eager"), (graphed, "graphed")]

@@ -7,6 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import dacer_continuous_action
 import dpmd_continuous_action
 import sac_continuous_action
 import sdac_continuous_action
@@ -144,7 +145,9 @@ def hopper_terminal(obs: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "script", [sdac_continuous_action, sac_continuous_action, dpmd_continuous_action], ids=["sdac", "sac", "dpmd"]
+    "script",
+    [sdac_continuous_action, sac_continuous_action, dpmd_continuous_action, dacer_continuous_action],
+    ids=["sdac", "sac", "dpmd", "dacer"],
 )
 def test_what_train_stores_for_terminated_and_truncated_episodes(script, tmp_path, monkeypatch):
     """A real run of train() (random warm-up, then the policy) on Hopper with a 25-step time limit, its replay buffer
@@ -168,7 +171,9 @@ def test_what_train_stores_for_terminated_and_truncated_episodes(script, tmp_pat
         checkpoint_buffer=True,
         log_interval=100,
     )
-    if script is not sac_continuous_action:
+    if script is dacer_continuous_action:
+        tiny.update(diffusion_steps=3, entropy_samples=8)
+    elif script is not sac_continuous_action:
         tiny.update(num_candidates=2, diffusion_steps=3)
         if script is sdac_continuous_action:
             tiny.update(num_reverse_samples=4)

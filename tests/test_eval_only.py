@@ -1,4 +1,4 @@
-"""--eval-only --load-model PATH, for both RL scripts: a saved model and a checkpoint of the same weights give the
+"""--eval-only --load-model PATH, for each RL script: a saved model and a checkpoint of the same weights give the
 same returns for the same seed; the weights in the file are the ones evaluated; bad files get one-line errors."""
 
 import glob
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
@@ -34,6 +35,7 @@ SCRIPTS = pytest.mark.parametrize(
         ),
         pytest.param(sac, SystemExit, TINY, id="sac"),
         pytest.param(dpmd, SystemExit, dict(TINY, num_candidates=2, diffusion_steps=3), id="dpmd"),
+        pytest.param(dacer, SystemExit, dict(TINY, diffusion_steps=3, entropy_samples=8), id="dacer"),
     ],
 )
 

@@ -9,6 +9,7 @@ import hashlib
 import pytest
 import torch
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
@@ -24,12 +25,14 @@ def digest(path: str) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+@pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 def test_a_stopped_and_resumed_run_ends_as_the_uninterrupted_one(script, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3, lambda_update_interval=10)
     if script is sdac:
         extra["num_reverse_samples"] = 4
+    if script is dacer:
+        extra = dict(diffusion_steps=3, entropy_samples=8, alpha_update_interval=10)
 
     def args(name, **kw):  # 60 iterations of 2 envs: random until step 40, evaluations at 50, 100 and 120
         return script.Args(

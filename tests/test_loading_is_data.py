@@ -12,11 +12,12 @@ import sys
 import pytest
 import torch
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
 
-SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+SCRIPTS = pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 TINY = dict(
     env_id="Hopper-v4",
     num_envs=2,
@@ -38,6 +39,8 @@ def tiny(script, **kw):
     extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
     if script is sdac:
         extra["num_reverse_samples"] = 4
+    if script is dacer:
+        extra = dict(diffusion_steps=3, entropy_samples=8)
     return script.Args(**{**TINY, **extra, **kw})
 
 
@@ -57,7 +60,7 @@ def trained(request, tmp_path, monkeypatch):
     return request.param, request.param.train(tiny(request.param))
 
 
-ALL = pytest.mark.parametrize("trained", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"], indirect=True)
+ALL = pytest.mark.parametrize("trained", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"], indirect=True)
 
 
 @ALL
@@ -96,7 +99,7 @@ def test_a_saved_model_of_another_algorithm_is_refused_by_name(trained, tmp_path
     script, out = trained
     (model,) = glob.glob(f"{out['run_dir']}/*_model")
     saved = torch.load(model, weights_only=True)
-    for other in {sdac, sac, dpmd} - {script}:
+    for other in {sdac, sac, dpmd, dacer} - {script}:
         name = other.ALGORITHM
         torch.save({**saved, "format": f"{name.lower()}-model-v1"}, tmp_path / "tagged.pt")
         refused = f"is not a saved model or a checkpoint of {script.ALGORITHM}: {name.lower()}-model-v1"

@@ -1,7 +1,7 @@
-"""The RL scripts share their plumbing line for line, so that a diff of any two (sdac_, sac_, dpmd_continuous_action.py)
-shows only the algorithm, and the copies cannot drift apart again. Each script reads in the order a learner needs:
-arguments, the algorithm, the training loop, then the plumbing; and the algorithm, everything above train(), runs
-alone, so that a reader can copy it without the plumbing."""
+"""The RL scripts share their plumbing line for line, so that a diff of any two (sdac_, sac_, dpmd_,
+dacer_continuous_action.py) shows only the algorithm, and the copies cannot drift apart again. Each script reads in
+the order a learner needs: arguments, the algorithm, the training loop, then the plumbing; and the algorithm,
+everything above train(), runs alone, so that a reader can copy it without the plumbing."""
 
 import ast
 import builtins
@@ -15,7 +15,12 @@ import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ["sdac_continuous_action.py", "sac_continuous_action.py", "dpmd_continuous_action.py"]
+SCRIPTS = [
+    "sdac_continuous_action.py",
+    "sac_continuous_action.py",
+    "dpmd_continuous_action.py",
+    "dacer_continuous_action.py",
+]
 RULE = "# " + "=" * 117
 SECTIONS = [
     "class Args:",
@@ -105,6 +110,17 @@ def test_the_algorithm_runs_without_the_plumbing(name):
         opts = q_opt, torch.optim.Adam(actor.parameters()), torch.optim.Adam([log_alpha])
         update = ns["make_update"](actor, qf, qf_target, log_alpha, *opts, -float(act_dim), args)
         stats = update(data, args.policy_frequency - 1)  # the critic step, then the delayed policy steps
+    elif name.startswith("dacer"):
+        args = ns["Args"](diffusion_steps=3, entropy_samples=8)
+        actor = ns["NoiseNetwork"](obs_dim, act_dim)
+        log_alpha, sigma_bar = torch.zeros((), requires_grad=True), torch.full((2,), -1.0)
+        sched = ns["make_schedule"](args.beta_schedule, args.diffusion_steps, args.linear_beta_scale)
+        opts = q_opt, torch.optim.Adam(actor.parameters()), torch.optim.Adam([log_alpha])
+        update = ns["make_update"](
+            ns["make_policy"](sched, args), actor, qf, qf_target, log_alpha, sigma_bar, *opts, sched, args
+        )
+        stats = update(data, log_alpha.detach().exp(), 0)  # update 0: the critics, the policy and alpha
+        assert log_alpha.item() != 0.0 and "entropy" in stats, "alpha stepped"
     else:
         args = ns["Args"](num_candidates=2, diffusion_steps=3, **({"num_reverse_samples": 4} if "sdac" in name else {}))
         actor, actor_ema = ns["NoiseNetwork"](obs_dim, act_dim), ns["NoiseNetwork"](obs_dim, act_dim)
@@ -141,6 +157,15 @@ def test_the_unbound_name_check_would_catch_a_plumbing_name():
 # defined in more than one script's algorithm, differing on purpose: the arguments, the authors' file cited in the
 # lr schedule's docstring, each algorithm's update, SAC's own networks and evaluation policy
 DIFFER_ON_PURPOSE = {"Args", "policy_lr_at", "make_update", "mlp", "BatchedLinear", "TwinQNetwork", "saved_policy"}
+# and in one script only: DACER's policy, with no best of N and no critic in its call
+OWN = {"dacer_continuous_action.py": {"make_policy", "sample_actions"}}
+# what each script copies from SDAC's (DACER's distributional critics have no min_q)
+CHAIN = {"make_schedule", "reverse_diffusion", "NoiseNetwork", "TimeEmbedding"}
+COPIED = {
+    "sac_continuous_action.py": {"Batch", "min_q", "soft_update"},
+    "dpmd_continuous_action.py": {"Batch", "min_q", "soft_update", "sample_actions", *CHAIN},
+    "dacer_continuous_action.py": {"Batch", "soft_update", *CHAIN},
+}
 
 
 def algorithm_definitions(text: str) -> dict[str, str]:
@@ -153,22 +178,20 @@ def algorithm_definitions(text: str) -> dict[str, str]:
     }
 
 
-def drifted_copies(text: str, other_text: str) -> tuple[list[str], list[str]]:
+def drifted_copies(text: str, other_text: str, own: frozenset = frozenset()) -> tuple[list[str], list[str]]:
     """The pieces both scripts define (but those that differ on purpose), and those of them that differ."""
     ours, theirs = algorithm_definitions(text), algorithm_definitions(other_text)
-    shared = sorted(set(ours) & set(theirs) - DIFFER_ON_PURPOSE)
+    shared = sorted(set(ours) & set(theirs) - DIFFER_ON_PURPOSE - own)
     return shared, [n for n in shared if ours[n] != theirs[n]]
 
 
 @pytest.mark.parametrize("other", SCRIPTS[1:])
 def test_algorithm_pieces_that_two_scripts_share_are_identical(other):
-    """DPMD copies SDAC's schedule, networks, sampler and more; SAC copies Batch, min_q and soft_update. A copy that
-    drifts is a bug in one of them: every function or class both define is the same, but those that differ on
-    purpose (DIFFER_ON_PURPOSE)."""
-    shared, drifted = drifted_copies(read(SCRIPTS[0]), read(other))
-    assert {"Batch", "min_q", "soft_update"} <= set(shared)
-    if other.startswith("dpmd"):
-        assert {"make_schedule", "reverse_diffusion", "sample_actions", "NoiseNetwork", "TimeEmbedding"} <= set(shared)
+    """DPMD copies SDAC's schedule, networks, sampler and more; DACER its schedule, noise network and reverse chain;
+    SAC copies Batch, min_q and soft_update (COPIED). A copy that drifts is a bug in one of them: every function or
+    class both define is the same, but those that differ on purpose (DIFFER_ON_PURPOSE, OWN)."""
+    shared, drifted = drifted_copies(read(SCRIPTS[0]), read(other), OWN.get(other, frozenset()))
+    assert COPIED[other] <= set(shared)
     assert not drifted, f"{other} and {SCRIPTS[0]} define these differently: {drifted}"
 
 

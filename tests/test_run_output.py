@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
@@ -31,6 +32,7 @@ SCRIPTS = pytest.mark.parametrize(
             sdac, dict(TINY, **DIFFUSION, num_reverse_samples=4), "SDAC on Hopper-v4: N=2, K=4, T=3", id="sdac"
         ),
         pytest.param(dpmd, dict(TINY, **DIFFUSION), "DPMD on Hopper-v4: N=2, T=3", id="dpmd"),
+        pytest.param(dacer, dict(TINY, diffusion_steps=3, entropy_samples=8), "DACER on Hopper-v4: T=3", id="dacer"),
         pytest.param(sac, TINY, "SAC on Hopper-v4", id="sac"),
     ],
 )

@@ -16,6 +16,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import dacer_continuous_action as dacer
 import dpmd_continuous_action as dpmd
 import sac_continuous_action as sac
 import sdac_continuous_action as sdac
@@ -112,7 +113,7 @@ def test_resume_takes_the_checkpoints_hyperparameters(script, extra, tmp_path, m
         script.cli_args(["--resume", model])
 
 
-@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+@pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 def test_a_stop_during_the_last_iteration_completes_the_run(script, tmp_path, monkeypatch, capsys):
     """A signal during the final evaluation (the last iteration): nothing is left to resume, so the run ends as a
     finished one: its checkpoint at the total, --save-model written, no resume command (which would fail: "not before
@@ -127,6 +128,8 @@ def test_a_stop_during_the_last_iteration_completes_the_run(script, tmp_path, mo
 
     monkeypatch.setattr(script, "evaluate", evaluate_then_signal)
     extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
+    if script is dacer:
+        extra = dict(diffusion_steps=3, entropy_samples=8)
     out = script.train(
         script.Args(
             env_id="Hopper-v4",
@@ -149,7 +152,7 @@ def test_a_stop_during_the_last_iteration_completes_the_run(script, tmp_path, mo
     assert not out["stopped"]
 
 
-@pytest.mark.parametrize("script", [sdac, sac, dpmd], ids=["sdac", "sac", "dpmd"])
+@pytest.mark.parametrize("script", [sdac, sac, dpmd, dacer], ids=["sdac", "sac", "dpmd", "dacer"])
 def test_a_run_resumed_from_another_folder_continues_in_its_own(script, tmp_path, monkeypatch):
     """--resume with the checkpoint's path from another working folder: the run goes on in the checkpoint's run
     folder (its logs, its next checkpoints, its saved model), not in a new runs/ where the command was typed."""
@@ -157,6 +160,8 @@ def test_a_run_resumed_from_another_folder_continues_in_its_own(script, tmp_path
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
     extra = {} if script is sac else dict(num_candidates=2, diffusion_steps=3)
+    if script is dacer:
+        extra = dict(diffusion_steps=3, entropy_samples=8)
     tiny = dict(
         env_id="Hopper-v4",
         num_envs=2,
