@@ -7,7 +7,7 @@
 #   2 speed_sdac  speed.md      SDAC at the official settings on Ant-v4, today's iteration and the one before issue
 #                               38 side by side: eager, cudagraphs + TF32
 #   3 test_cuda   test_cuda.txt tests/test_cuda.py, verbose, with its summary and durations
-#   4 speed_more  speed.md      DACER, SAC and DPMD (official settings): eager, cudagraphs
+#   4 speed_more  speed.md      SAC, DPMD and DACER (official settings): eager, cudagraphs
 #   5 ant_run     ant_run.txt   SDAC on Ant-v4, eager: a checkpoint with the buffer, --resume, --save-model,
 #                               --eval-only
 # plus speed_log.txt (speed.py's stderr: torch.compile's recompiles, graph breaks and perf hints, any failure) and
@@ -79,13 +79,13 @@ stage() {
 if [ "$gpu" = 1 ]; then
   sdac_speed=(--settings "sdac official" "sdac official, older iteration" --launches --modes eager cudagraphs+tf32)
   iterations=300
-  more_speed=(--settings "dacer official" sac "dpmd official" --launches --modes eager cudagraphs)
+  more_speed=(--settings sac "dpmd official" "dacer official" --launches --modes eager cudagraphs)
   run_flags=()
   cuda_op="x = torch.ones(2, device='cuda') * 2; print('one CUDA op:', float(x.sum()), torch.cuda.get_device_name())"
   workers=$($PY -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
 else
   sdac_speed=(--settings "sdac cpu" --launches --modes eager compile) iterations=10
-  more_speed=(--settings "dacer study" sac "dpmd study" --launches --modes eager compile)
+  more_speed=(--settings sac "dpmd study" "dacer study" --launches --modes eager compile)
   run_flags=(--num-candidates 4 --num-reverse-samples 16 --diffusion-steps 5) cuda_op="print('no CUDA: no CUDA op')"
   workers=""  # (every test skips)
 fi
