@@ -329,8 +329,8 @@ def kmeans_labels(x: torch.Tensor, K: int, generator: Optional[torch.Generator])
     first = torch.randint(M, (S,), generator=generator)
     centres = x[rows, first][:, None]  # [S, 1, d]
     closest = torch.cdist(x, centres)[..., 0] ** 2  # [S, M]: squared distance to the nearest centre
+    trials = 2 + int(math.log(K))
     for _ in range(1, K):
-        trials = 2 + int(math.log(K))
         r = torch.rand(S, trials, generator=generator, dtype=x.dtype) * closest.sum(1, keepdim=True)
         cand = torch.searchsorted(closest.cumsum(1), r).clamp(max=M - 1)  # drawn with probability ~ closest
         new_closest = torch.minimum(closest[:, None], torch.cdist(x[rows[:, None], cand], x) ** 2)  # [S, trials, M]

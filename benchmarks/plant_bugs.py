@@ -571,6 +571,13 @@ TARGETED = [
         TC,
     ),
     (
+        "DACER: a fixed fit seed not restored before each estimate",
+        C,
+        "                generator.manual_seed(args.entropy_fit_seed)\n",
+        "                pass\n",
+        TC,
+    ),
+    (
         "DACER: the policy at every update",
         C,
         "        update_policy = u % args.policy_frequency == 0\n        if update_policy and args.anneal_lr:  # the policy lr is counted in policy updates\n            lr_args = args.policy_lr, args.policy_lr_end, args.policy_lr_decay_begin, args.policy_lr_decay_steps\n            set_lr(actor_optimizer, policy_lr_at(u // args.policy_frequency, *lr_args))\n        stats = {}",

@@ -248,6 +248,27 @@ def test_a_fixed_fit_seed_repeats_the_kmeans_start():
     assert torch.equal(one, two)
 
 
+def test_a_fixed_fit_seed_restarts_the_generator_at_every_estimate(monkeypatch):
+    """--entropy-fit-seed 42 (DACER's own code, algorithm/dacer.py:214 there): every fit's k-means start draws the
+    same numbers; without it, the run's generator moves on."""
+    firsts = []
+    real = dacer.kmeans_labels
+
+    def spy(x, K, generator):
+        firsts.append(torch.rand(1, generator=generator).item() if generator is not None else None)
+        return real(x, K, generator)
+
+    monkeypatch.setattr(dacer, "kmeans_labels", spy)
+    L = make(dacer.Args(diffusion_steps=3, entropy_samples=6, alpha_update_interval=2, entropy_fit_seed=42))
+    for u in range(4):
+        L["update"](L["data"], torch.tensor(3.0), u)
+    assert firsts == [torch.rand(1, generator=torch.Generator().manual_seed(42)).item()] * 2
+    firsts.clear()
+    L = make(dacer.Args(diffusion_steps=3, entropy_samples=6, alpha_update_interval=2))
+    L["update"](L["data"], torch.tensor(3.0), 0)
+    assert firsts == [None]
+
+
 def make(args=None, T=3):
     args = args or dacer.Args(diffusion_steps=T, entropy_samples=6, alpha_update_interval=4)
     torch.manual_seed(0)
